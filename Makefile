@@ -1,0 +1,45 @@
+# FlorDB: `make demo` runs the tutorial flow, `make test` runs every test.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help install demo test test-rust test-python bench fmt lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.deps: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.deps ## Build the engine and install `flordb` and `flor` into .venv/
+	rm -f python/flordb/_native*.so
+	$(VENV)/bin/maturin develop --release -q
+
+demo: install ## Record runs of the tutorial script and show the table
+	$(PY) examples/tutorial/walkthrough.py
+
+test: install test-rust test-python ## Build, then run all Rust and Python tests
+
+test-rust: ## Rust unit and CLI tests
+	cargo nextest run --workspace --exclude flor-py --no-fail-fast 2>&1 || cargo test --workspace --exclude flor-py
+
+test-python: ## Python tests: real scripts in throwaway git repositories
+	$(PY) -m pytest -q tests
+
+bench: install ## Benchmarks against flordb 4.0.1 (prints tables)
+	$(PY) bench/run.py
+
+fmt: ## Format Rust code
+	cargo fmt --all
+
+lint: ## Format check and clippy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean: ## Remove build outputs and the virtual environment
+	cargo clean
+	rm -rf $(VENV) python/flordb/_native*.so
