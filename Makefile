@@ -25,7 +25,7 @@ demo: install ## Record runs of the tutorial script and show the table
 test: install test-rust test-python ## Build, then run all Rust and Python tests
 
 test-rust: ## Rust unit and CLI tests
-	cargo nextest run --workspace --exclude flor-py --no-fail-fast 2>&1 || cargo test --workspace --exclude flor-py
+	cargo nextest run --workspace --exclude flor-py --no-fail-fast
 
 test-python: ## Python tests: real scripts in throwaway git repositories
 	$(PY) -m pytest -q tests

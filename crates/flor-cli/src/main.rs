@@ -1,1 +1,5 @@
-fn main() {}
+//! The `flor` binary.
+
+fn main() {
+    std::process::exit(flor_cli::run(std::env::args_os()));
+}

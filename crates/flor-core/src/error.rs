@@ -1,0 +1,53 @@
+//! The one error type of the engine; the edges (CLI, Python) add context and map it
+//! to exit codes and exception classes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The SQLite cache failed; it is derived data, so `flor unpack` rebuilds it.
+    #[error("sqlite cache: {0} (run `flor unpack` to rebuild the cache)")]
+    Cache(#[from] rusqlite::Error),
+    /// A query written by the user is not valid SQL or failed.
+    #[error("query failed: {0}")]
+    Query(String),
+    /// A `.jsonl` run file has a line that is not a FlorDB record.
+    #[error("{path}: line {line}: {message}")]
+    BadRecord {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A git command failed.
+    #[error("git {command}: {message}")]
+    Git { command: String, message: String },
+    /// No FlorDB project (no `.flor/` and no git repository) here or above.
+    #[error(
+        "no FlorDB project found at {0} or above (run a script that imports flordb, or `git init`)"
+    )]
+    NoProject(PathBuf),
+    /// A name or argument given by the user is not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result with the engine's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

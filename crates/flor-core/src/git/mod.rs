@@ -1,0 +1,291 @@
+//! Code versions. Each run's code is snapshotted as a commit built from a temporary
+//! index of the working tree, so the user's working tree, index, HEAD and branches stay
+//! as they were; the commit is kept under `refs/flor/runs/<run>`. At the end of the run
+//! a child commit adds the run's JSONL file. On a branch named `flor.*` (the user's
+//! permission, as in the seed's `flor.shadow`) the branch itself also advances.
+//!
+//! Everything goes through the user's own `git` program and configuration.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::record::RunId;
+use crate::{Error, Result};
+
+/// Branches whose names start with this give FlorDB permission to commit to them.
+pub const PERMISSION_PREFIX: &str = "flor.";
+
+/// A git working tree.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+/// A run's code version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The snapshot commit (what `version` means in tables).
+    pub commit: String,
+    pub tree: String,
+    /// The branch checked out when the run started; `None` on a detached HEAD.
+    pub branch: Option<String>,
+    /// HEAD's commit when the run started; `None` in a repository with no commits.
+    pub head: Option<String>,
+}
+
+impl Repo {
+    /// The repository whose working tree holds `start`, found by walking up to a `.git`.
+    pub fn discover(start: &Path) -> Option<Repo> {
+        let start = std::path::absolute(start).ok()?;
+        start
+            .ancestors()
+            .find(|d| d.join(".git").exists())
+            .map(|d| Repo {
+                root: d.to_path_buf(),
+            })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tmp_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join(".flor").join("tmp");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(dir)
+    }
+
+    /// Runs git with `index` as its index file (if any) and returns trimmed stdout.
+    fn git(&self, args: &[&str], index: Option<&Path>, stdin: Option<&str>) -> Result<String> {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(&self.root).args(args);
+        if let Some(index) = index {
+            cmd.env("GIT_INDEX_FILE", index);
+        }
+        if !self.has_identity() {
+            // Commits need an author; a fresh machine may have none configured.
+            for (k, v) in [
+                ("GIT_AUTHOR_NAME", "flordb"),
+                ("GIT_AUTHOR_EMAIL", "flordb@localhost"),
+                ("GIT_COMMITTER_NAME", "flordb"),
+                ("GIT_COMMITTER_EMAIL", "flordb@localhost"),
+            ] {
+                cmd.env(k, v);
+            }
+        }
+        let command = || format!("git {}", args.join(" "));
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| Error::Git {
+            command: command(),
+            message: format!("cannot run git ({e}); is git installed?"),
+        })?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())
+                .map_err(|e| Error::io("git stdin", e))?;
+        }
+        let out = child.wait_with_output().map_err(|e| Error::io("git", e))?;
+        if !out.status.success() {
+            return Err(Error::Git {
+                command: command(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn has_identity(&self) -> bool {
+        static IDENTITY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *IDENTITY.get_or_init(|| {
+            Command::new("git")
+                .arg("-C")
+                .arg(&self.root)
+                .args(["var", "GIT_COMMITTER_IDENT"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// The checked-out branch, `None` on a detached HEAD.
+    pub fn current_branch(&self) -> Option<String> {
+        self.git(&["symbolic-ref", "-q", "--short", "HEAD"], None, None)
+            .ok()
+            .filter(|b| !b.is_empty())
+    }
+
+    fn rev(&self, rev: &str) -> Option<String> {
+        self.git(
+            &["rev-parse", "-q", "--verify", &format!("{rev}^{{commit}}")],
+            None,
+            None,
+        )
+        .ok()
+        .filter(|s| !s.is_empty())
+    }
+
+    /// Commits the working tree as it is now, without touching the user's index, and
+    /// keeps it under `refs/flor/runs/<run>`.
+    pub fn snapshot(&self, run: &RunId, tstamp: &str) -> Result<Snapshot> {
+        let index = TempIndex::new(self.tmp_dir()?, run, "snapshot");
+        // Starting from a copy of the user's index lets git reuse its file stat cache.
+        let user_index = PathBuf::from(self.git(
+            &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+            None,
+            None,
+        )?);
+        if user_index.exists() {
+            std::fs::copy(&user_index, &index.path).map_err(|e| Error::io(&user_index, e))?;
+        }
+        self.git(&["add", "-A", "--", "."], Some(&index.path), None)?;
+        let tree = self.git(&["write-tree"], Some(&index.path), None)?;
+        let branch = self.current_branch();
+        let head = self.rev("HEAD");
+        let message = format!("FLOR::Snapshot::{tstamp}\n\nFlor-Run: {run}\n");
+        let commit = self.commit_tree(&tree, head.as_deref(), &message)?;
+        self.git(&["update-ref", &run_ref(run), &commit], None, None)?;
+        Ok(Snapshot {
+            commit,
+            tree,
+            branch,
+            head,
+        })
+    }
+
+    fn commit_tree(&self, tree: &str, parent: Option<&str>, message: &str) -> Result<String> {
+        let mut args = vec!["commit-tree", tree];
+        if let Some(p) = parent {
+            args.extend(["-p", p]);
+        }
+        args.extend(["-F", "-"]);
+        self.git(&args, None, Some(message))
+    }
+
+    /// Adds the finished run's file on top of its snapshot (`refs/flor/runs/<run>`) and,
+    /// on a `flor.*` branch, commits snapshot and file to that branch too.
+    pub fn record_run(
+        &self,
+        snap: &Snapshot,
+        run: &RunId,
+        tstamp: &str,
+        run_file: &Path,
+        args: &[(String, String)],
+    ) -> Result<String> {
+        let rel = format!(".flor/runs/{}", file_name(run_file));
+        let blob = self.git(
+            &["hash-object", "-w", "--", &run_file.to_string_lossy()],
+            None,
+            None,
+        )?;
+        let index = TempIndex::new(self.tmp_dir()?, run, "records");
+        self.git(&["read-tree", &snap.tree], Some(&index.path), None)?;
+        self.git(
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("100644,{blob},{rel}"),
+            ],
+            Some(&index.path),
+            None,
+        )?;
+        let tree = self.git(&["write-tree"], Some(&index.path), None)?;
+        let mut message = format!("FLOR::Auto-commit::{tstamp}\n\n");
+        for (k, v) in args {
+            message.push_str(&format!("{k}={v}\n"));
+        }
+        message.push_str(&format!("\nFlor-Run: {run}\n"));
+        let commit = self.commit_tree(&tree, Some(&snap.commit), &message)?;
+        self.git(&["update-ref", &run_ref(run), &commit], None, None)?;
+        if let Some(branch) = snap
+            .branch
+            .as_deref()
+            .filter(|b| b.starts_with(PERMISSION_PREFIX))
+        {
+            self.advance_branch(branch, snap, run, &rel, &blob, &message)?;
+        }
+        Ok(commit)
+    }
+
+    /// Commits the snapshot plus every run file the branch already holds plus this
+    /// run's file to `branch`, under a lock so concurrent runs queue up, then refreshes
+    /// the user's index if they are on that branch (as `git add -A && git commit` would).
+    fn advance_branch(
+        &self,
+        branch: &str,
+        snap: &Snapshot,
+        run: &RunId,
+        rel: &str,
+        blob: &str,
+        message: &str,
+    ) -> Result<()> {
+        let lock_path = self.tmp_dir()?.join("branch.lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let branch_ref = format!("refs/heads/{branch}");
+        let tip = self.rev(&branch_ref);
+        let index = TempIndex::new(self.tmp_dir()?, run, "branch");
+        self.git(&["read-tree", &snap.tree], Some(&index.path), None)?;
+        let mut entries = String::new();
+        if let Some(tip) = &tip {
+            // Runs committed to the branch by other processes since this one started.
+            let listed = self.git(&["ls-tree", "-r", tip, "--", ".flor/runs/"], None, None)?;
+            for line in listed.lines().filter(|l| !l.is_empty()) {
+                entries.push_str(line);
+                entries.push('\n');
+            }
+        }
+        entries.push_str(&format!("100644 blob {blob}\t{rel}\n"));
+        self.git(
+            &["update-index", "--index-info"],
+            Some(&index.path),
+            Some(&entries),
+        )?;
+        let tree = self.git(&["write-tree"], Some(&index.path), None)?;
+        let commit = self.commit_tree(&tree, tip.as_deref(), message)?;
+        let old = tip.unwrap_or_else(|| "0".repeat(40));
+        self.git(&["update-ref", &branch_ref, &commit, &old], None, None)?;
+        if self.current_branch().as_deref() == Some(branch) {
+            self.git(&["reset", "-q"], None, None)?;
+        }
+        drop(lock);
+        Ok(())
+    }
+}
+
+/// The ref that keeps a run's version (and, once it ends, its records).
+pub fn run_ref(run: &RunId) -> String {
+    format!("refs/flor/runs/{run}")
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A temporary index file, removed when dropped.
+struct TempIndex {
+    path: PathBuf,
+}
+
+impl TempIndex {
+    fn new(dir: PathBuf, run: &RunId, purpose: &str) -> Self {
+        TempIndex {
+            path: dir.join(format!("index-{run}-{purpose}")),
+        }
+    }
+}
+
+impl Drop for TempIndex {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,371 @@
+//! The pivoted view: every run of every version as one table (spec §2.6).
+//!
+//! With names, each name's records become rows keyed by run, source and loop context,
+//! and the names are folded together by a natural full outer join on their common
+//! columns ([`join`]). Loop contexts expand into one integer column per loop (its
+//! 0-based iteration) and a `<loop>_value` text column where the loop's items are not
+//! just its positions. Values keep their types. Without names, the run table: one row
+//! per run and source with every run-level value (args and final metrics).
+//!
+//! Unlike flordb, rows are not de-duplicated: the same value logged twice in the same
+//! place is two facts and stays two rows.
+
+mod filter;
+mod frame;
+mod join;
+mod read;
+
+pub use filter::{filter, quote_ident};
+pub use frame::{Column, ColumnData, Frame};
+
+use std::collections::HashMap;
+
+use frame::TextBuilder;
+use join::{outer_join, Key, Part, NO_VALUE, NULL_KEY};
+use read::{read_name, read_value, LoopColumns, RUN_COL, SOURCE_COL};
+
+use crate::record::{Source, Value, ValueType};
+use crate::store::Store;
+use crate::Result;
+
+/// The columns every pivoted table starts with.
+pub const BASE_COLUMNS: [&str; 5] = ["projid", "tstamp", "filename", "run_id", "source"];
+
+struct RunRow {
+    projid: String,
+    tstamp: String,
+    filename: String,
+    run_id: String,
+}
+
+fn load_runs(store: &Store) -> Result<(Vec<RunRow>, HashMap<i64, u32>)> {
+    let mut stmt = store.conn().prepare_cached(
+        "SELECT run, projid, tstamp, filename, run_id FROM runs ORDER BY start, tstamp, run_id",
+    )?;
+    let mut rows = Vec::new();
+    let mut order = HashMap::new();
+    let mut q = stmt.query([])?;
+    while let Some(r) = q.next()? {
+        order.insert(r.get::<_, i64>(0)?, rows.len() as u32);
+        rows.push(RunRow {
+            projid: r.get(1)?,
+            tstamp: r.get(2)?,
+            filename: r.get(3)?,
+            run_id: r.get(4)?,
+        });
+    }
+    Ok((rows, order))
+}
+
+/// The pivoted table of `names` (the run table when `names` is empty).
+pub fn dataframe(store: &Store, names: &[&str]) -> Result<Frame> {
+    store.sync()?;
+    let (runs, run_order) = load_runs(store)?;
+    let mut unique: Vec<&str> = Vec::new();
+    for n in names {
+        if !unique.contains(n) {
+            unique.push(n);
+        }
+    }
+    if unique.is_empty() {
+        return run_table(store, &runs, &run_order);
+    }
+    let mut loops = LoopColumns::default();
+    let mut parts = Vec::new();
+    let mut values = Vec::new();
+    for name in &unique {
+        let (part, vals) = read_name(store, name, &mut loops, &run_order)?;
+        parts.push(part);
+        values.push(vals);
+    }
+    let joined = parts
+        .into_iter()
+        .reduce(outer_join)
+        .unwrap_or_else(|| Part::new(vec![RUN_COL, SOURCE_COL], vec![], vec![]));
+    Ok(build_frame(&joined, &runs, &loops, &unique, values))
+}
+
+fn base_columns(
+    runs: &[RunRow],
+    run_keys: impl Iterator<Item = Key> + Clone,
+    source_keys: impl Iterator<Item = Key>,
+) -> Vec<Column> {
+    let text = |f: &dyn Fn(&RunRow) -> &str| {
+        let mut b = TextBuilder::default();
+        for k in run_keys.clone() {
+            b.push(usize::try_from(k).ok().and_then(|i| runs.get(i)).map(f));
+        }
+        b.finish()
+    };
+    let mut source = TextBuilder::default();
+    for k in source_keys {
+        source.push(Some(Source::from_u8(k as u8).as_str()));
+    }
+    vec![
+        Column {
+            name: "projid".into(),
+            data: text(&|r| &r.projid),
+        },
+        Column {
+            name: "tstamp".into(),
+            data: text(&|r| &r.tstamp),
+        },
+        Column {
+            name: "filename".into(),
+            data: text(&|r| &r.filename),
+        },
+        Column {
+            name: "run_id".into(),
+            data: text(&|r| &r.run_id),
+        },
+        Column {
+            name: "source".into(),
+            data: source.finish(),
+        },
+    ]
+}
+
+fn build_frame(
+    part: &Part,
+    runs: &[RunRow],
+    loops: &LoopColumns,
+    names: &[&str],
+    values: Vec<Vec<Value>>,
+) -> Frame {
+    let width = part.key_cols.len();
+    let n = part.rows();
+    let col = |global: usize| part.key_cols.iter().position(|&c| c == global);
+    let cells = |p: usize| (0..n).map(move |r| part.keys[r * width + p]);
+    let mut columns = match (col(RUN_COL), col(SOURCE_COL)) {
+        (Some(run), Some(source)) => base_columns(runs, cells(run), cells(source)),
+        _ => Vec::new(),
+    };
+    let mut order: Vec<usize> = (0..loops.loops.len()).collect();
+    order.sort_by_key(|&l| (loops.loops[l].depth, loops.loops[l].first_seen));
+    for l in order {
+        let it_col = LoopColumns::iteration_col(l);
+        let (Some(it), Some(val)) = (col(it_col), col(it_col + 1)) else {
+            continue;
+        };
+        let iterations: Vec<Option<i64>> =
+            cells(it).map(|k| (k != NULL_KEY).then_some(k)).collect();
+        let loop_col = &loops.loops[l];
+        if iterations.iter().any(Option::is_some) {
+            columns.push(Column {
+                name: loop_col.name.clone(),
+                data: ColumnData::Int(iterations),
+            });
+        }
+        if loop_col.has_value {
+            let mut b = TextBuilder::default();
+            for k in cells(val) {
+                b.push((k != NULL_KEY).then(|| loops.texts[k as usize].as_str()));
+            }
+            columns.push(Column {
+                name: format!("{}_value", loop_col.name),
+                data: b.finish(),
+            });
+        }
+    }
+    for (slot, (name, vals)) in names.iter().zip(values).enumerate() {
+        let picked: Vec<Value> = part.vals[slot]
+            .iter()
+            .map(|&i| {
+                if i == NO_VALUE {
+                    Value::Null
+                } else {
+                    vals[i as usize].clone()
+                }
+            })
+            .collect();
+        columns.push(value_column(&columns, name, picked));
+    }
+    Frame { columns }
+}
+
+/// A value column; one whose name is taken by a key column gets a `_log` suffix.
+fn value_column(existing: &[Column], name: &str, values: Vec<Value>) -> Column {
+    let name = if existing.iter().any(|c| c.name == name) {
+        format!("{name}_log")
+    } else {
+        name.to_string()
+    };
+    Column {
+        name,
+        data: ColumnData::from_values(values),
+    }
+}
+
+/// One row per run and source, with every run-level `flor.log`/`flor.arg` value; runs
+/// that logged none still get a row. A name logged twice at run level keeps the last.
+fn run_table(store: &Store, runs: &[RunRow], run_order: &HashMap<i64, u32>) -> Result<Frame> {
+    let mut stmt = store.conn().prepare_cached(
+        "SELECT records.run, names.text, records.value, records.vtype, records.source
+         FROM records JOIN names ON names.name = records.name
+         WHERE records.ctx IS NULL AND records.kind = 1 ORDER BY records.run, records.rowid",
+    )?;
+    let mut q = stmt.query([])?;
+    let mut names: Vec<String> = Vec::new();
+    let mut name_index: HashMap<String, usize> = HashMap::new();
+    let mut rows: HashMap<(u32, u8), HashMap<usize, Value>> = HashMap::new();
+    while let Some(r) = q.next()? {
+        let Some(&run) = run_order.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        let name: String = r.get(1)?;
+        let idx = *name_index.entry(name.clone()).or_insert_with(|| {
+            names.push(name);
+            names.len() - 1
+        });
+        let value = read_value(r.get_ref(2)?, ValueType::from_u8(r.get::<_, i64>(3)? as u8));
+        rows.entry((run, r.get::<_, i64>(4)? as u8))
+            .or_default()
+            .insert(idx, value);
+    }
+    let seen: std::collections::HashSet<u32> = rows.keys().map(|k| k.0).collect();
+    for run in (0..runs.len() as u32).filter(|r| !seen.contains(r)) {
+        rows.insert((run, Source::Forward as u8), HashMap::new());
+    }
+    let mut keys: Vec<(u32, u8)> = rows.keys().copied().collect();
+    keys.sort_unstable();
+    let mut columns = base_columns(
+        runs,
+        keys.iter()
+            .map(|k| Key::from(k.0))
+            .collect::<Vec<_>>()
+            .into_iter(),
+        keys.iter().map(|k| Key::from(k.1)),
+    );
+    for (i, name) in names.iter().enumerate() {
+        let vals = keys
+            .iter()
+            .map(|k| rows[k].get(&i).cloned().unwrap_or(Value::Null))
+            .collect();
+        columns.push(value_column(&columns, name, vals));
+    }
+    Ok(Frame { columns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Kind, Recorder, RunConfig, RunStatus};
+
+    fn config(root: &std::path::Path) -> RunConfig {
+        RunConfig {
+            root: root.to_path_buf(),
+            repo: None,
+            projid: "proj".into(),
+            filename: "train.py".into(),
+            script: Some("train.py".into()),
+            argv: vec!["train.py".into()],
+            python: None,
+        }
+    }
+
+    /// Records one run: lr, 2 epochs x 3 steps of loss, val_acc per epoch, accuracy.
+    fn record_run(root: &std::path::Path, lr: f64) {
+        let mut rec = Recorder::new(config(root));
+        rec.log_arg("lr", Value::Float(lr)).unwrap();
+        let e = rec.loop_enter("epoch").unwrap();
+        for epoch in 0..2 {
+            rec.loop_next(e, epoch, Some(epoch.to_string())).unwrap();
+            let s = rec.loop_enter("step").unwrap();
+            for step in 0..3 {
+                rec.loop_next(s, step, None).unwrap();
+                rec.log("loss", Value::Float((epoch * 10 + step) as f64), Kind::Log)
+                    .unwrap();
+            }
+            rec.loop_exit(s).unwrap();
+            rec.log("val_acc", Value::Int(epoch), Kind::Log).unwrap();
+        }
+        rec.loop_exit(e).unwrap();
+        rec.log("accuracy", Value::Str("high".into()), Kind::Log)
+            .unwrap();
+        rec.commit(RunStatus::Finished).unwrap().unwrap();
+    }
+
+    fn ints(frame: &Frame, name: &str) -> Vec<Option<i64>> {
+        match &frame.column(name).unwrap().data {
+            ColumnData::Int(v) => v.clone(),
+            other => panic!("{name} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_at_different_levels_join_on_common_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        record_run(dir.path(), 0.1);
+        record_run(dir.path(), 0.01);
+        let store = Store::open(dir.path()).unwrap();
+        let frame = dataframe(&store, &["lr", "loss", "val_acc"]).unwrap();
+        let names: Vec<&str> = frame.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "projid", "tstamp", "filename", "run_id", "source", "epoch", "step", "lr", "loss",
+                "val_acc"
+            ]
+        );
+        assert_eq!(frame.len(), 12);
+        assert!(matches!(
+            frame.column("lr").unwrap().data,
+            ColumnData::Float(_)
+        ));
+        assert!(matches!(
+            frame.column("loss").unwrap().data,
+            ColumnData::Float(_)
+        ));
+        // val_acc (per epoch) is repeated on every step row of its epoch.
+        let epochs = ints(&frame, "epoch");
+        let acc = ints(&frame, "val_acc");
+        assert!(epochs.iter().zip(&acc).all(|(e, a)| e == a));
+    }
+
+    #[test]
+    fn run_table_has_one_row_per_run_with_typed_run_level_values() {
+        let dir = tempfile::tempdir().unwrap();
+        record_run(dir.path(), 0.1);
+        record_run(dir.path(), 0.01);
+        let store = Store::open(dir.path()).unwrap();
+        let frame = dataframe(&store, &[]).unwrap();
+        assert_eq!(frame.len(), 2);
+        assert_eq!(
+            frame.column("lr").unwrap().data,
+            ColumnData::Float(vec![Some(0.1), Some(0.01)])
+        );
+        assert!(matches!(
+            frame.column("accuracy").unwrap().data,
+            ColumnData::Text { .. }
+        ));
+        // Timing records are not part of the run table.
+        assert!(frame.column("time::script").is_none());
+    }
+
+    #[test]
+    fn timing_records_anchor_to_the_parent_context() {
+        let dir = tempfile::tempdir().unwrap();
+        record_run(dir.path(), 0.1);
+        let store = Store::open(dir.path()).unwrap();
+        let frame = dataframe(&store, &["time::iter::n"]).unwrap();
+        // One per epoch for the step loop (in epoch ctx) and one for the epoch loop (run level).
+        assert_eq!(frame.len(), 3);
+        assert_eq!(
+            ints(&frame, "time::iter::n"),
+            vec![Some(3), Some(3), Some(2)]
+        );
+    }
+
+    #[test]
+    fn unknown_names_give_an_empty_column() {
+        let dir = tempfile::tempdir().unwrap();
+        record_run(dir.path(), 0.1);
+        let store = Store::open(dir.path()).unwrap();
+        let frame = dataframe(&store, &["lr", "nothing"]).unwrap();
+        assert_eq!(frame.len(), 1);
+        assert_eq!(
+            frame.column("nothing").unwrap().data,
+            ColumnData::Float(vec![None])
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Reading one name's records from the cache into a [`Part`]: a row per record, keyed
+//! by run, source and the loop columns of its context.
+
+use std::collections::HashMap;
+
+use rusqlite::types::ValueRef;
+
+use super::join::{Key, Part, NULL_KEY};
+use crate::record::{Segment, Value, ValueType};
+use crate::store::Store;
+use crate::Result;
+
+/// Global key column ids: 0 is the run, 1 the source, then loop columns.
+pub(crate) const RUN_COL: usize = 0;
+pub(crate) const SOURCE_COL: usize = 1;
+
+/// The loop columns seen so far, shared by every name of one pivot.
+#[derive(Default)]
+pub(crate) struct LoopColumns {
+    /// (column name, depth of first appearance, has a `_value` column)
+    pub(crate) loops: Vec<LoopColumn>,
+    by_name: HashMap<String, usize>,
+    /// Interned loop item texts (`<loop>_value` cells).
+    pub(crate) texts: Vec<String>,
+    text_ids: HashMap<String, i64>,
+}
+
+pub(crate) struct LoopColumn {
+    pub(crate) name: String,
+    pub(crate) depth: usize,
+    pub(crate) first_seen: usize,
+    pub(crate) has_value: bool,
+}
+
+impl LoopColumns {
+    /// Key column id of loop `index`'s iteration; its value column is the next id.
+    pub(crate) fn iteration_col(index: usize) -> usize {
+        2 + 2 * index
+    }
+
+    /// The loop columns a context maps to. A loop name repeated inside the same stack
+    /// gets a suffix (`x`, `x_2`), so nesting a loop in a same-named one works.
+    fn columns_of(&mut self, segments: &[Segment]) -> Vec<usize> {
+        let mut out = Vec::with_capacity(segments.len());
+        for (depth, seg) in segments.iter().enumerate() {
+            let mut name = seg.name.clone();
+            let mut k = 1;
+            while out.iter().any(|&c: &usize| self.loops[c].name == name) {
+                k += 1;
+                name = format!("{}_{k}", seg.name);
+            }
+            let index = match self.by_name.get(&name) {
+                Some(i) => *i,
+                None => {
+                    let i = self.loops.len();
+                    self.loops.push(LoopColumn {
+                        name: name.clone(),
+                        depth,
+                        first_seen: i,
+                        has_value: false,
+                    });
+                    self.by_name.insert(name, i);
+                    i
+                }
+            };
+            let col = &mut self.loops[index];
+            if !col.has_value {
+                if let Some(v) = &seg.value {
+                    col.has_value = seg.iteration.is_none_or(|it| it.to_string() != *v);
+                }
+            }
+            out.push(index);
+        }
+        out
+    }
+
+    fn text_id(&mut self, text: &str) -> i64 {
+        if let Some(id) = self.text_ids.get(text) {
+            return *id;
+        }
+        let id = self.texts.len() as i64;
+        self.texts.push(text.to_string());
+        self.text_ids.insert(text.to_string(), id);
+        id
+    }
+}
+
+/// One context, resolved once and shared by all records logged in it.
+struct ResolvedCtx {
+    /// (loop index, iteration key, value text id)
+    cells: Vec<(usize, Key, Key)>,
+}
+
+/// Reads every record named `name` (any kind but metadata) into a part whose value
+/// column is `slot` in the final frame.
+pub(crate) fn read_name(
+    store: &Store,
+    name: &str,
+    loops: &mut LoopColumns,
+    run_order: &HashMap<i64, u32>,
+) -> Result<(Part, Vec<Value>)> {
+    let conn = store.conn();
+    let name_id: Option<i64> = conn
+        .query_row("SELECT name FROM names WHERE text = ?1", [name], |r| {
+            r.get(0)
+        })
+        .ok();
+    let mut values = Vec::new();
+    let mut rows: Vec<(u32, u8, Option<i64>)> = Vec::new();
+    if let Some(name_id) = name_id {
+        let mut stmt = conn.prepare_cached(
+            "SELECT run, ctx, value, vtype, source FROM records
+             WHERE name = ?1 AND kind != 0 ORDER BY run",
+        )?;
+        let mut q = stmt.query([name_id])?;
+        while let Some(r) = q.next()? {
+            let run: i64 = r.get(0)?;
+            let Some(&run_index) = run_order.get(&run) else {
+                continue;
+            };
+            let ctx: Option<i64> = r.get(1)?;
+            let vtype = ValueType::from_u8(r.get::<_, i64>(3)? as u8);
+            values.push(read_value(r.get_ref(2)?, vtype));
+            rows.push((run_index, r.get::<_, i64>(4)? as u8, ctx));
+        }
+    }
+    // Resolve each distinct context once.
+    let mut resolved: HashMap<i64, ResolvedCtx> = HashMap::new();
+    let mut ctx_stmt = conn.prepare_cached("SELECT json FROM ctxs WHERE ctx = ?1")?;
+    for (_, _, ctx) in &rows {
+        let Some(id) = ctx else { continue };
+        if resolved.contains_key(id) {
+            continue;
+        }
+        let json: String = ctx_stmt.query_row([id], |r| r.get(0))?;
+        let segments: Vec<Segment> = serde_json::from_str(&json).unwrap_or_default();
+        let cols = loops.columns_of(&segments);
+        let cells = segments
+            .iter()
+            .zip(cols)
+            .map(|(seg, col)| {
+                let value = match &seg.value {
+                    Some(v) => loops.text_id(v),
+                    None => NULL_KEY,
+                };
+                (col, seg.iteration.unwrap_or(NULL_KEY), value)
+            })
+            .collect();
+        resolved.insert(*id, ResolvedCtx { cells });
+    }
+    // The part's key columns: run, source, and every loop column its records touch.
+    let mut loop_set: Vec<usize> = resolved
+        .values()
+        .flat_map(|c| c.cells.iter().map(|x| x.0))
+        .collect();
+    loop_set.sort_unstable();
+    loop_set.dedup();
+    let mut key_cols = vec![RUN_COL, SOURCE_COL];
+    for &l in &loop_set {
+        key_cols.push(LoopColumns::iteration_col(l));
+        key_cols.push(LoopColumns::iteration_col(l) + 1);
+    }
+    let width = key_cols.len();
+    let mut keys = Vec::with_capacity(rows.len() * width);
+    let position: HashMap<usize, usize> = loop_set
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (l, 2 + 2 * i))
+        .collect();
+    for (run, source, ctx) in &rows {
+        let start = keys.len();
+        keys.push(i64::from(*run));
+        keys.push(i64::from(*source));
+        keys.resize(start + width, NULL_KEY);
+        if let Some(c) = ctx.and_then(|id| resolved.get(&id)) {
+            for &(col, iteration, value) in &c.cells {
+                let p = position[&col];
+                keys[start + p] = iteration;
+                keys[start + p + 1] = value;
+            }
+        }
+    }
+    let n = rows.len();
+    Ok((
+        Part::new(key_cols, keys, vec![(0..n as u32).collect()]),
+        values,
+    ))
+}
+
+/// Turns a stored value and its type tag back into a [`Value`].
+pub(crate) fn read_value(v: ValueRef<'_>, vtype: ValueType) -> Value {
+    match (vtype, v) {
+        (_, ValueRef::Null) if vtype == ValueType::Float => Value::Float(f64::NAN),
+        (_, ValueRef::Null) => Value::Null,
+        (ValueType::Bool, ValueRef::Integer(i)) => Value::Bool(i != 0),
+        (ValueType::Json, ValueRef::Text(t)) => serde_json::from_slice(t).map_or_else(
+            |_| Value::Str(String::from_utf8_lossy(t).into_owned()),
+            Value::Json,
+        ),
+        (_, ValueRef::Integer(i)) => Value::Int(i),
+        (_, ValueRef::Real(f)) => Value::Float(f),
+        (_, ValueRef::Text(t)) => Value::Str(String::from_utf8_lossy(t).into_owned()),
+        (_, ValueRef::Blob(b)) => Value::Str(format!("<{} bytes>", b.len())),
+    }
+}

@@ -1,0 +1,99 @@
+//! What a training run records: [`Record`]s with their loop context, typed [`Value`]s,
+//! run identity ([`RunId`]) and the in-process [`Recorder`] that scripts drive.
+
+mod ctx;
+mod identity;
+mod line;
+mod recorder;
+mod value;
+mod writer;
+
+pub use ctx::{segments_json, Ctx, Segment};
+pub use identity::{local_time, local_tstamp, RunId};
+pub use line::{parse_line, write_line, LineHeader, ParsedLine};
+pub(crate) use recorder::hostname;
+pub use recorder::{CommitSummary, Recorder, RunConfig, RunStatus};
+pub use value::{parse_lenient, write_json_str, Value, ValueType};
+
+use std::sync::Arc;
+
+/// What a record is (flordb's `type` field, plus 0 for FlorDB's own run metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// Run metadata written by FlorDB itself (`flor::run`, `flor::version`, `flor::end`).
+    Meta = 0,
+    /// `flor.log` and `flor.arg`.
+    Log = 1,
+    /// Captured output lines.
+    Io = 2,
+    /// Timing summaries (`time::*`), the input of replay's cost estimate.
+    Time = 3,
+    /// Lineage: where a run's starting state came from.
+    Start = 4,
+}
+
+impl Kind {
+    /// Reads flordb's `type` number; unknown numbers are refused by the caller.
+    pub fn from_u8(n: u8) -> Option<Kind> {
+        Some(match n {
+            0 => Kind::Meta,
+            1 => Kind::Log,
+            2 => Kind::Io,
+            3 => Kind::Time,
+            4 => Kind::Start,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Source {
+    Forward = 0,
+    Replay = 1,
+    Extract = 2,
+}
+
+impl Source {
+    /// The name used in tables and in flordb's `source` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Forward => "forward",
+            Source::Replay => "replay",
+            Source::Extract => "extract",
+        }
+    }
+
+    /// Reads a stored source number back.
+    pub fn from_u8(n: u8) -> Source {
+        match n {
+            1 => Source::Replay,
+            2 => Source::Extract,
+            _ => Source::Forward,
+        }
+    }
+}
+
+/// One logged fact: a name, a value and the loop context it was logged in.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The loop stack when it was logged; `None` at run level.
+    pub ctx: Option<Arc<Ctx>>,
+    pub name: Arc<str>,
+    pub value: Value,
+    pub kind: Kind,
+    /// Whether this record is a hyper-parameter read by `flor.arg`.
+    pub arg: bool,
+}
+
+/// Reserved record names for FlorDB's own metadata.
+pub mod meta {
+    /// First line of every run file: who, what and where.
+    pub const RUN: &str = "flor::run";
+    /// The code version, once the snapshot commit exists.
+    pub const VERSION: &str = "flor::version";
+    /// Last line of a run that ended: status, exit code, end time.
+    pub const END: &str = "flor::end";
+}

@@ -1,0 +1,511 @@
+//! The in-process recorder a training script drives through `flor.log`, `flor.loop`,
+//! `flor.iteration` and `flor.commit`. It holds the loop stack and the active run; the
+//! run starts lazily at the first call (flordb's "deferred init"), so scripts that only
+//! read never record a run.
+//!
+//! The hot path (`log`) does no I/O: it clones the current context (`Arc`) and sends
+//! the record to the writer thread.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::writer::{Msg, Writer};
+use super::{identity, meta, Ctx, Kind, LineHeader, Record, RunId, Segment, Value};
+use crate::git::{Repo, Snapshot};
+use crate::store::{Layout, Store};
+use crate::Result;
+
+/// What the recorder needs to know about the process it runs in.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Where `.flor/` lives: the git repository's root, or the working directory.
+    pub root: PathBuf,
+    /// The git repository, if the project is in one.
+    pub repo: Option<Repo>,
+    /// flordb's `projid`: the root folder's name.
+    pub projid: String,
+    /// flordb's `filename`: the script's base name (`ipython`, `-`, ...).
+    pub filename: String,
+    /// The script's path relative to the root, when it is a file inside it.
+    pub script: Option<String>,
+    pub argv: Vec<String>,
+    pub python: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Finished,
+    Failed(i32),
+}
+
+/// What `commit` did, for the edges to report.
+#[derive(Debug, Clone)]
+pub struct CommitSummary {
+    pub run_id: RunId,
+    pub records: u64,
+    pub version: Option<String>,
+}
+
+struct ActiveRun {
+    id: RunId,
+    tstamp: String,
+    path: PathBuf,
+    writer: Writer,
+    snapshot: Option<JoinHandle<Result<Snapshot>>>,
+    args: Vec<(String, String)>,
+}
+
+struct Frame {
+    name: Arc<str>,
+    iteration: Option<i64>,
+    value: Option<String>,
+    /// Whether this frame is a `flor.iteration` block (one body) or a `flor.loop`.
+    single: bool,
+    entered: Instant,
+    iter_started: Instant,
+    // Welford's running mean and variance of iteration durations.
+    n: u64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Frame {
+    fn close_iteration(&mut self, now: Instant) {
+        if self.iteration.is_none() {
+            return;
+        }
+        let secs = now.duration_since(self.iter_started).as_secs_f64();
+        self.n += 1;
+        let delta = secs - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (secs - self.mean);
+    }
+}
+
+/// The recorder of one process. Not thread-safe by itself: the Python layer holds it
+/// behind the GIL.
+pub struct Recorder {
+    config: RunConfig,
+    layout: Layout,
+    /// Import time, or the last commit: the origin of `time::setup` and `time::script`.
+    origin: Instant,
+    run: Option<ActiveRun>,
+    frames: Vec<Frame>,
+    ctx: Option<Arc<Ctx>>,
+    ctx_dirty: bool,
+    names: HashMap<Box<str>, Arc<str>>,
+    setup_emitted: bool,
+    main_work_end: Option<Instant>,
+    warnings: Vec<String>,
+}
+
+impl Recorder {
+    pub fn new(config: RunConfig) -> Self {
+        let layout = Layout::new(&config.root);
+        Recorder {
+            config,
+            layout,
+            origin: Instant::now(),
+            run: None,
+            frames: Vec::new(),
+            ctx: None,
+            ctx_dirty: false,
+            names: HashMap::new(),
+            setup_emitted: false,
+            main_work_end: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The active run, if one has started.
+    pub fn run_id(&self) -> Option<&RunId> {
+        self.run.as_ref().map(|r| &r.id)
+    }
+
+    /// The active run's flordb timestamp.
+    pub fn tstamp(&self) -> Option<&str> {
+        self.run.as_ref().map(|r| r.tstamp.as_str())
+    }
+
+    /// Messages for the user that the edge should print (they are not errors).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    pub fn has_warnings(&self) -> bool {
+        !self.warnings.is_empty()
+    }
+
+    /// Records a value in the current loop context. Starts the run on first use.
+    pub fn log(&mut self, name: &str, value: Value, kind: Kind) -> Result<()> {
+        self.emit(name, value, kind, false)
+    }
+
+    /// Records a hyper-parameter read by `flor.arg`; it also goes into the commit message.
+    pub fn log_arg(&mut self, name: &str, value: Value) -> Result<()> {
+        self.ensure_run()?;
+        if let Some(run) = self.run.as_mut() {
+            run.args.push((name.to_string(), value.display()));
+        }
+        self.emit(name, value, Kind::Log, true)
+    }
+
+    fn emit(&mut self, name: &str, value: Value, kind: Kind, arg: bool) -> Result<()> {
+        self.ensure_run()?;
+        let name = self.intern(name);
+        let ctx = self.current_ctx();
+        if let Some(run) = &self.run {
+            run.writer.send(Record {
+                ctx,
+                name,
+                value,
+                kind,
+                arg,
+            });
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.names.insert(name.into(), n.clone());
+        n
+    }
+
+    fn current_ctx(&mut self) -> Option<Arc<Ctx>> {
+        if self.ctx_dirty {
+            let segments: Vec<Segment> = self
+                .frames
+                .iter()
+                .filter(|f| f.iteration.is_some() || f.value.is_some())
+                .map(|f| Segment {
+                    name: f.name.to_string(),
+                    iteration: f.iteration,
+                    value: f.value.clone(),
+                })
+                .collect();
+            self.ctx = (!segments.is_empty()).then(|| Arc::new(Ctx { segments }));
+            self.ctx_dirty = false;
+        }
+        self.ctx.clone()
+    }
+
+    /// Enters a `flor.loop`; returns its depth, which `loop_next`/`loop_exit` take.
+    pub fn loop_enter(&mut self, name: &str) -> Result<usize> {
+        self.ensure_run()?;
+        let now = Instant::now();
+        let name = self.intern(name);
+        self.frames.push(Frame {
+            name,
+            iteration: None,
+            value: None,
+            single: false,
+            entered: now,
+            iter_started: now,
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+        });
+        Ok(self.frames.len() - 1)
+    }
+
+    /// Moves the loop at `depth` to its next item. At the outermost level this is an
+    /// iteration boundary: everything logged so far reaches the run file first.
+    pub fn loop_next(&mut self, depth: usize, iteration: i64, value: Option<String>) -> Result<()> {
+        let now = Instant::now();
+        if depth == 0 && iteration == 0 {
+            self.emit_setup(now)?;
+        }
+        let Some(frame) = self.frames.get_mut(depth) else {
+            return Ok(());
+        };
+        frame.close_iteration(now);
+        frame.iteration = Some(iteration);
+        frame.value = value;
+        frame.iter_started = now;
+        self.frames.truncate(depth + 1);
+        self.ctx_dirty = true;
+        if depth == 0 && iteration > 0 {
+            self.barrier();
+        }
+        Ok(())
+    }
+
+    /// Leaves the loop at `depth` (also on `break` and exceptions) and records its
+    /// timing summary in the enclosing context.
+    pub fn loop_exit(&mut self, depth: usize) -> Result<()> {
+        if depth >= self.frames.len() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        self.frames.truncate(depth + 1);
+        let Some(mut frame) = self.frames.pop() else {
+            return Ok(());
+        };
+        if !frame.single {
+            frame.close_iteration(now);
+        }
+        self.ctx_dirty = true;
+        if frame.single {
+            let secs = now.duration_since(frame.entered).as_secs_f64();
+            self.emit("time::iter", Value::Float(secs), Kind::Time, false)?;
+        } else {
+            if frame.n > 0 {
+                let std = if frame.n > 1 {
+                    (frame.m2 / (frame.n - 1) as f64).sqrt()
+                } else {
+                    0.0
+                };
+                self.emit("time::iter", Value::Float(frame.mean), Kind::Time, false)?;
+                self.emit("time::iter::std", Value::Float(std), Kind::Time, false)?;
+                self.emit(
+                    "time::iter::n",
+                    Value::Int(frame.n as i64),
+                    Kind::Time,
+                    false,
+                )?;
+            }
+            let total = now.duration_since(frame.entered).as_secs_f64();
+            self.emit("time::loop", Value::Float(total), Kind::Time, false)?;
+        }
+        if depth == 0 {
+            self.main_work_end = Some(now);
+            self.barrier();
+        }
+        Ok(())
+    }
+
+    /// Enters a `flor.iteration` block: one segment with a given index and value.
+    pub fn iteration_enter(
+        &mut self,
+        name: &str,
+        iteration: Option<i64>,
+        value: Option<String>,
+    ) -> Result<usize> {
+        self.ensure_run()?;
+        let now = Instant::now();
+        self.emit_setup(now)?;
+        let depth = self.loop_enter(name)?;
+        if let Some(frame) = self.frames.last_mut() {
+            frame.single = true;
+            frame.iteration = iteration;
+            frame.value = value;
+        }
+        self.ctx_dirty = true;
+        Ok(depth)
+    }
+
+    /// Leaves a `flor.iteration` block, recording its duration as `time::iter`.
+    pub fn iteration_exit(&mut self, depth: usize) -> Result<()> {
+        self.loop_exit(depth)
+    }
+
+    fn emit_setup(&mut self, now: Instant) -> Result<()> {
+        if self.setup_emitted || !self.frames.is_empty() {
+            return Ok(());
+        }
+        self.setup_emitted = true;
+        let secs = now.duration_since(self.origin).as_secs_f64();
+        self.emit("time::setup", Value::Float(secs), Kind::Time, false)
+    }
+
+    /// Makes everything logged so far reach the run file.
+    pub fn barrier(&self) {
+        if let Some(run) = &self.run {
+            run.writer.barrier();
+        }
+    }
+
+    /// Starts the run if none is active: creates its file, writes the header and starts
+    /// the code snapshot in the background.
+    pub fn ensure_run(&mut self) -> Result<()> {
+        if self.run.is_some() {
+            return Ok(());
+        }
+        self.layout.create()?;
+        let id = RunId::new();
+        let tstamp = identity::local_tstamp();
+        let path = self.layout.run_file(&id);
+        let header = LineHeader::new(&self.config.projid, &tstamp, &self.config.filename);
+        let writer = Writer::spawn(&path, header)?;
+        writer.send(Record {
+            ctx: None,
+            name: meta::RUN.into(),
+            value: Value::Json(self.run_header(&id)),
+            kind: Kind::Meta,
+            arg: false,
+        });
+        let snapshot = match &self.config.repo {
+            Some(repo) => Some(spawn_snapshot(
+                repo.clone(),
+                id.clone(),
+                tstamp.clone(),
+                writer.sender(),
+            )),
+            None => {
+                self.warnings.push(format!(
+                    "{} is not inside a git repository: runs are recorded without their code version (run `git init` to keep versions)",
+                    self.config.root.display()
+                ));
+                None
+            }
+        };
+        self.run = Some(ActiveRun {
+            id,
+            tstamp,
+            path,
+            writer,
+            snapshot,
+            args: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn run_header(&self, id: &RunId) -> serde_json::Value {
+        serde_json::json!({
+            "run_id": id.as_str(),
+            "script": self.config.script,
+            "argv": self.config.argv,
+            "python": self.config.python,
+            "pid": std::process::id(),
+            "host": hostname(),
+            "start": unix_now(),
+            "flordb": env!("CARGO_PKG_VERSION"),
+        })
+    }
+
+    /// Ends the active run: timing records, the end record, the complete file, the
+    /// SQLite cache, then git. Returns `None` when no run was active. Problems after
+    /// the file is complete are warnings: the file is the truth and nothing is lost.
+    pub fn commit(&mut self, status: RunStatus) -> Result<Option<CommitSummary>> {
+        if self.run.is_none() {
+            return Ok(None);
+        }
+        // Loops left open (an exception in a generator never closed) end here.
+        while let Some(depth) = self.frames.len().checked_sub(1) {
+            self.loop_exit(depth)?;
+        }
+        let now = Instant::now();
+        let script_secs = now.duration_since(self.origin).as_secs_f64();
+        self.emit("time::script", Value::Float(script_secs), Kind::Time, false)?;
+        if let Some(end) = self.main_work_end {
+            let teardown = now.duration_since(end).as_secs_f64();
+            self.emit("time::teardown", Value::Float(teardown), Kind::Time, false)?;
+        }
+        let Some(mut run) = self.run.take() else {
+            return Ok(None);
+        };
+        let snapshot = match run.snapshot.take().map(JoinHandle::join) {
+            Some(Ok(Ok(snap))) => Some(snap),
+            Some(Ok(Err(err))) => {
+                self.warnings.push(format!(
+                    "the code version of this run was not recorded: {err}"
+                ));
+                None
+            }
+            Some(Err(_)) => None,
+            None => None,
+        };
+        let (status_text, code) = match status {
+            RunStatus::Finished => ("finished", 0),
+            RunStatus::Failed(code) => ("failed", code),
+        };
+        run.writer.send(Record {
+            ctx: None,
+            name: meta::END.into(),
+            value: Value::Json(serde_json::json!({
+                "status": status_text,
+                "exit_code": code,
+                "end": unix_now(),
+            })),
+            kind: Kind::Meta,
+            arg: false,
+        });
+        let records = run.writer.finish()?;
+        self.reset();
+
+        if let Err(err) = Store::open(&self.config.root).and_then(|s| s.import_file(&run.path)) {
+            self.warnings.push(format!(
+                "the query cache was not updated ({err}); `flor unpack` rebuilds it"
+            ));
+        }
+        let mut version = snapshot.as_ref().map(|s| s.commit.clone());
+        if let (Some(repo), Some(snap)) = (&self.config.repo, &snapshot) {
+            match repo.record_run(snap, &run.id, &run.tstamp, &run.path, &run.args) {
+                Ok(_) => {}
+                Err(err) => {
+                    version = Some(snap.commit.clone());
+                    self.warnings.push(format!(
+                        "the run's records were not committed to git: {err}"
+                    ));
+                }
+            }
+        }
+        Ok(Some(CommitSummary {
+            run_id: run.id,
+            records,
+            version,
+        }))
+    }
+
+    /// Per-run state goes back to how a fresh process has it; the next call starts a
+    /// new run.
+    fn reset(&mut self) {
+        self.frames.clear();
+        self.ctx = None;
+        self.ctx_dirty = false;
+        self.setup_emitted = false;
+        self.main_work_end = None;
+        self.origin = Instant::now();
+    }
+}
+
+fn spawn_snapshot(
+    repo: Repo,
+    id: RunId,
+    tstamp: String,
+    tx: crossbeam_channel::Sender<Msg>,
+) -> JoinHandle<Result<Snapshot>> {
+    std::thread::spawn(move || {
+        let snap = repo.snapshot(&id, &tstamp)?;
+        let _ = tx.send(Msg::Record(Record {
+            ctx: None,
+            name: meta::VERSION.into(),
+            value: Value::Json(serde_json::json!({
+                "commit": snap.commit,
+                "tree": snap.tree,
+                "branch": snap.branch,
+                "head": snap.head,
+            })),
+            kind: Kind::Meta,
+            arg: false,
+        }));
+        Ok(snap)
+    })
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// The host name, for telling a killed run from one still running elsewhere.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,128 @@
+//! The background writer: records travel over a channel and are formatted and appended
+//! to the run's JSONL file off the training thread. A barrier makes everything sent so
+//! far reach the file; the fsync follows on the writer's own time.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::line::{write_line, LineHeader};
+use super::{Ctx, Record};
+use crate::{Error, Result};
+
+pub(crate) enum Msg {
+    Record(Record),
+    /// Write out everything received so far, then acknowledge.
+    Barrier(Sender<()>),
+}
+
+/// Handle on a run file's writer thread.
+pub(crate) struct Writer {
+    tx: Sender<Msg>,
+    handle: JoinHandle<Result<u64>>,
+}
+
+impl Writer {
+    /// Creates the run file (it must not exist) and starts the writer thread.
+    pub(crate) fn spawn(path: &Path, header: LineHeader) -> Result<Writer> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let path = path.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("flor-writer".into())
+            .spawn(move || write_loop(&path, file, header, rx))
+            .map_err(|e| Error::io("flor-writer thread", e))?;
+        Ok(Writer { tx, handle })
+    }
+
+    /// A sender for other threads (the git snapshot) that add records.
+    pub(crate) fn sender(&self) -> Sender<Msg> {
+        self.tx.clone()
+    }
+
+    pub(crate) fn send(&self, record: Record) {
+        // A dead writer reports its error from `finish`; logging must not raise mid-training.
+        let _ = self.tx.send(Msg::Record(record));
+    }
+
+    /// Returns once every record sent before it is in the file (not yet fsynced).
+    pub(crate) fn barrier(&self) {
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        if self.tx.send(Msg::Barrier(ack_tx)).is_ok() {
+            let _ = ack_rx.recv();
+        }
+    }
+
+    /// Closes the channel, waits for the file to be complete and synced, and returns
+    /// the number of records written.
+    pub(crate) fn finish(self) -> Result<u64> {
+        drop(self.tx);
+        match self.handle.join() {
+            Ok(result) => result,
+            Err(_) => Err(Error::Invalid("the flor writer thread panicked".into())),
+        }
+    }
+}
+
+fn write_loop(
+    path: &PathBuf,
+    mut file: File,
+    header: LineHeader,
+    rx: Receiver<Msg>,
+) -> Result<u64> {
+    let io = |e| Error::io(path.clone(), e);
+    let mut buf = String::with_capacity(1 << 16);
+    let mut last_ctx: Option<(Arc<Ctx>, String)> = None;
+    let mut count = 0u64;
+    let mut failure: Option<Error> = None;
+    for msg in rx {
+        match msg {
+            Msg::Record(rec) => {
+                if let Some(ctx) = &rec.ctx {
+                    if !matches!(&last_ctx, Some((last, _)) if Arc::ptr_eq(last, ctx)) {
+                        last_ctx = Some((ctx.clone(), ctx.to_json()));
+                    }
+                }
+                let ctx_json = rec
+                    .ctx
+                    .as_ref()
+                    .and(last_ctx.as_ref().map(|(_, j)| j.as_str()));
+                write_line(&header, ctx_json, &rec, &mut buf);
+                count += 1;
+                if buf.len() > (1 << 16) && failure.is_none() {
+                    failure = file.write_all(buf.as_bytes()).err().map(io);
+                    buf.clear();
+                }
+            }
+            Msg::Barrier(ack) => {
+                if failure.is_none() {
+                    failure = file.write_all(buf.as_bytes()).err().map(io);
+                }
+                buf.clear();
+                let _ = ack.send(());
+                if failure.is_none() {
+                    failure = file.sync_data().err().map(io);
+                }
+            }
+        }
+    }
+    if failure.is_none() {
+        failure = file
+            .write_all(buf.as_bytes())
+            .and_then(|()| file.sync_all())
+            .err()
+            .map(io);
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(count),
+    }
+}

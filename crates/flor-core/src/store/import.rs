@@ -1,0 +1,246 @@
+//! Bringing the cache up to date with the run files.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::{params, Transaction, TransactionBehavior};
+
+use super::runfile::{FileStatus, RunFile};
+use super::Store;
+use crate::record::{Source, Value};
+use crate::{Error, Result};
+
+/// What a sync or unpack did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Run files (re)imported.
+    pub imported: usize,
+    /// Runs dropped because their file is gone.
+    pub removed: usize,
+    /// Records inserted.
+    pub records: usize,
+}
+
+struct FileStamp {
+    name: String,
+    size: i64,
+    mtime_ns: i64,
+}
+
+fn stamp(path: &Path) -> Result<FileStamp> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or_default();
+    Ok(FileStamp {
+        name: file_key(path),
+        size: meta.len() as i64,
+        mtime_ns,
+    })
+}
+
+fn file_key(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// Imports every run file that is new or changed since the cache last saw it and
+    /// drops runs whose file is gone. Cheap when nothing changed: one directory listing.
+    pub fn sync(&self) -> Result<SyncReport> {
+        let mut known: HashMap<String, (i64, i64, i64)> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT path, size, mtime_ns, run FROM files")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))
+            })?;
+            for row in rows {
+                let (path, v) = row?;
+                known.insert(path, v);
+            }
+        }
+        let mut report = SyncReport::default();
+        let mut seen = HashSet::new();
+        for path in self.layout.run_files()? {
+            let st = stamp(&path)?;
+            seen.insert(st.name.clone());
+            if known
+                .get(&st.name)
+                .is_some_and(|(size, mtime, _)| *size == st.size && *mtime == st.mtime_ns)
+            {
+                continue;
+            }
+            report.records += self.import_stamped(&path, st)?;
+            report.imported += 1;
+        }
+        let gone: Vec<(String, i64)> = known
+            .into_iter()
+            .filter(|(name, _)| !seen.contains(name))
+            .map(|(name, (_, _, run))| (name, run))
+            .collect();
+        if !gone.is_empty() {
+            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+            for (name, run) in &gone {
+                tx.execute(
+                    "DELETE FROM records WHERE run = ?1 AND source = ?2",
+                    params![run, Source::Forward as u8],
+                )?;
+                tx.execute("DELETE FROM runs WHERE run = ?1 AND NOT EXISTS (SELECT 1 FROM records WHERE run = ?1)", [run])?;
+                tx.execute("DELETE FROM files WHERE path = ?1", [name])?;
+            }
+            tx.commit()?;
+            report.removed = gone.len();
+        }
+        Ok(report)
+    }
+
+    /// Imports (or re-imports) one run file.
+    pub fn import_file(&self, path: &Path) -> Result<usize> {
+        let st = stamp(path)?;
+        self.import_stamped(path, st)
+    }
+
+    /// Rebuilds the cache from the run files alone. Idempotent.
+    pub fn unpack(&self) -> Result<SyncReport> {
+        self.conn.execute_batch(
+            "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM files; DELETE FROM runs;
+             DELETE FROM names; DELETE FROM ctxs; COMMIT;",
+        )?;
+        self.sync()
+    }
+
+    fn import_stamped(&self, path: &Path, st: FileStamp) -> Result<usize> {
+        // Parse before taking the write lock: other processes keep writing meanwhile.
+        let run = RunFile::read(path)?;
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        let run_pk = upsert_run(&tx, &run)?;
+        tx.execute(
+            "DELETE FROM records WHERE run = ?1 AND source = ?2",
+            params![run_pk, Source::Forward as u8],
+        )?;
+        let count = insert_records(&tx, run_pk, &run, Source::Forward)?;
+        tx.execute(
+            "INSERT INTO files(path, run, size, mtime_ns) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(path) DO UPDATE SET run = excluded.run, size = excluded.size, mtime_ns = excluded.mtime_ns",
+            params![st.name, run_pk, st.size, st.mtime_ns],
+        )?;
+        tx.commit()?;
+        Ok(count)
+    }
+}
+
+fn upsert_run(tx: &Transaction, run: &RunFile) -> Result<i64> {
+    let (status, exit_code) = match run.status {
+        FileStatus::Finished => ("finished", Some(0)),
+        FileStatus::Failed(code) => ("failed", Some(code)),
+        FileStatus::Open => ("open", None),
+    };
+    tx.execute(
+        "INSERT INTO runs(run_id, projid, tstamp, filename, script, argv, python, branch, version,
+                          status, exit_code, start, end, pid, host)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT(run_id) DO UPDATE SET projid = excluded.projid, tstamp = excluded.tstamp,
+             filename = excluded.filename, script = excluded.script, argv = excluded.argv,
+             python = excluded.python, branch = excluded.branch, version = excluded.version,
+             status = excluded.status, exit_code = excluded.exit_code, start = excluded.start,
+             end = excluded.end, pid = excluded.pid, host = excluded.host",
+        params![
+            run.run_id,
+            run.projid,
+            run.tstamp,
+            run.filename,
+            run.script,
+            run.argv,
+            run.python,
+            run.branch,
+            run.version,
+            status,
+            exit_code,
+            run.start,
+            run.end,
+            run.pid,
+            run.host
+        ],
+    )?;
+    Ok(tx.query_row(
+        "SELECT run FROM runs WHERE run_id = ?1",
+        [&run.run_id],
+        |r| r.get(0),
+    )?)
+}
+
+fn insert_records(tx: &Transaction, run_pk: i64, run: &RunFile, source: Source) -> Result<usize> {
+    let mut names: HashMap<&str, i64> = HashMap::new();
+    let mut ctxs: HashMap<String, i64> = HashMap::new();
+    let mut add_name = tx.prepare_cached("INSERT OR IGNORE INTO names(text) VALUES (?1)")?;
+    let mut get_name = tx.prepare_cached("SELECT name FROM names WHERE text = ?1")?;
+    let mut add_ctx = tx.prepare_cached("INSERT OR IGNORE INTO ctxs(json) VALUES (?1)")?;
+    let mut get_ctx = tx.prepare_cached("SELECT ctx FROM ctxs WHERE json = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO records(run, seq, ctx, name, value, vtype, kind, source, arg)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for (seq, rec) in run.records.iter().enumerate() {
+        let name_id = match names.get(rec.name.as_str()) {
+            Some(id) => *id,
+            None => {
+                add_name.execute([&rec.name])?;
+                let id: i64 = get_name.query_row([&rec.name], |r| r.get(0))?;
+                names.insert(&rec.name, id);
+                id
+            }
+        };
+        let ctx_id = match &rec.ctx {
+            None => None,
+            Some(segments) => {
+                let json = crate::record::segments_json(segments);
+                Some(match ctxs.get(&json) {
+                    Some(id) => *id,
+                    None => {
+                        add_ctx.execute([&json])?;
+                        let id: i64 = get_ctx.query_row([&json], |r| r.get(0))?;
+                        ctxs.insert(json, id);
+                        id
+                    }
+                })
+            }
+        };
+        insert.execute(params![
+            run_pk,
+            seq as i64,
+            ctx_id,
+            name_id,
+            SqlValue(&rec.value),
+            rec.value.value_type() as u8,
+            rec.kind as u8,
+            source as u8,
+            rec.arg,
+        ])?;
+    }
+    Ok(run.records.len())
+}
+
+/// A value bound with its natural SQLite type (NaN binds as NULL; its type tag says
+/// it was a float).
+struct SqlValue<'a>(&'a Value);
+
+impl rusqlite::ToSql for SqlValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(Sql::Null),
+            Value::Bool(b) => ToSqlOutput::Owned(Sql::Integer(i64::from(*b))),
+            Value::Int(i) => ToSqlOutput::Owned(Sql::Integer(*i)),
+            Value::Float(f) if f.is_nan() => ToSqlOutput::Owned(Sql::Null),
+            Value::Float(f) => ToSqlOutput::Owned(Sql::Real(*f)),
+            Value::Str(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Json(j) => ToSqlOutput::Owned(Sql::Text(j.to_string())),
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! The SQLite cache's schema. It is derived data: a schema from another FlorDB version
+//! is dropped and rebuilt from the run files rather than migrated.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+/// Bumped whenever the tables below change.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const TABLES: &str = "
+CREATE TABLE IF NOT EXISTS runs(
+    run INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    projid TEXT NOT NULL,
+    tstamp TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    script TEXT,
+    argv TEXT,
+    python TEXT,
+    branch TEXT,
+    version TEXT,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    start REAL,
+    end REAL,
+    pid INTEGER,
+    host TEXT
+);
+CREATE TABLE IF NOT EXISTS files(
+    path TEXT PRIMARY KEY,
+    run INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names(
+    name INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS ctxs(
+    ctx INTEGER PRIMARY KEY,
+    json TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS records(
+    run INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    ctx INTEGER,
+    name INTEGER NOT NULL,
+    value,
+    vtype INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    source INTEGER NOT NULL DEFAULT 0,
+    arg INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS records_by_name ON records(name, run);
+CREATE INDEX IF NOT EXISTS records_by_run ON records(run);
+-- flordb's table, as a view, so its queries keep working.
+CREATE VIEW IF NOT EXISTS logs AS
+SELECT runs.projid, runs.tstamp, runs.filename, ctxs.json AS ctx,
+       names.text AS value_name, records.value, records.kind AS value_type,
+       CASE records.source WHEN 0 THEN 'forward' WHEN 1 THEN 'replay' ELSE 'extract' END AS source,
+       runs.run_id
+FROM records
+JOIN runs ON runs.run = records.run
+JOIN names ON names.name = records.name
+LEFT JOIN ctxs ON ctxs.ctx = records.ctx;
+";
+
+/// Opens the cache's tables, rebuilding them if they come from another schema version.
+/// Returns true when the tables were (re)created empty.
+pub fn ensure(conn: &Connection) -> Result<bool> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == SCHEMA_VERSION {
+        return Ok(false);
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    // Another process may have built the tables while this one waited for the lock.
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version == SCHEMA_VERSION {
+        conn.execute_batch("COMMIT")?;
+        return Ok(false);
+    }
+    conn.execute_batch(
+        "DROP VIEW IF EXISTS logs;
+         DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS ctxs; DROP TABLE IF EXISTS names;
+         DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS runs;",
+    )?;
+    conn.execute_batch(TABLES)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
+    Ok(true)
+}

@@ -1,0 +1,176 @@
+//! Python objects to logged [`Value`]s and back. Scalars take a fast path; lists and
+//! dicts of JSON-able values stay structured; numpy and torch scalars become numbers
+//! through `.item()`; anything else is logged as `str(value)`, as flordb does.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value as Json;
+
+use flor_core::record::Value;
+
+/// Converts a logged Python object.
+pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Value {
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Value::Float(f.value());
+    }
+    if obj.is_none() {
+        return Value::Null;
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Value::Bool(b.is_true());
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return match i.extract::<i64>() {
+            Ok(i) => Value::Int(i),
+            Err(_) => big_int(obj),
+        };
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Value::Float(f.value());
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Value::Str(s.to_string_lossy().into_owned());
+    }
+    if obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>()
+        || obj.is_instance_of::<PyDict>()
+    {
+        return match to_json(obj, 0) {
+            Some(j) => Value::Json(j),
+            None => Value::Str(text(obj)),
+        };
+    }
+    if let Some(item) = scalar_item(obj) {
+        return to_value(&item);
+    }
+    Value::Str(text(obj))
+}
+
+fn big_int(obj: &Bound<'_, PyAny>) -> Value {
+    let digits = text(obj);
+    serde_json::from_str::<Json>(&digits).map_or(Value::Str(digits), Value::Json)
+}
+
+/// numpy scalars, 0-d arrays and one-element tensors: their Python number.
+fn scalar_item<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let ndim: usize = obj.getattr("ndim").ok()?.extract().ok()?;
+    if ndim != 0 {
+        return None;
+    }
+    let item = obj.call_method0("item").ok()?;
+    let is_plain = item.is_instance_of::<PyFloat>()
+        || item.is_instance_of::<PyInt>()
+        || item.is_instance_of::<PyBool>();
+    is_plain.then_some(item)
+}
+
+fn text(obj: &Bound<'_, PyAny>) -> String {
+    obj.str()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "<unprintable>".into())
+}
+
+/// JSON for lists, tuples and dicts (string keys) of JSON-able values; `None` if any
+/// part is not JSON-able.
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Option<Json> {
+    if depth > 64 {
+        return None;
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        return list
+            .iter()
+            .map(|x| to_json(&x, depth + 1))
+            .collect::<Option<Vec<_>>>()
+            .map(Json::Array);
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return tuple
+            .iter()
+            .map(|x| to_json(&x, depth + 1))
+            .collect::<Option<Vec<_>>>()
+            .map(Json::Array);
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        let mut map = serde_json::Map::new();
+        for (k, v) in dict.iter() {
+            let key = k.cast::<PyString>().ok()?.to_string_lossy().into_owned();
+            map.insert(key, to_json(&v, depth + 1)?);
+        }
+        return Some(Json::Object(map));
+    }
+    match to_value(obj) {
+        Value::Null => Some(Json::Null),
+        Value::Bool(b) => Some(Json::Bool(b)),
+        Value::Int(i) => Some(Json::from(i)),
+        Value::Float(f) => Some(serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)),
+        Value::Str(s) if is_plain_str(obj) => Some(Json::String(s)),
+        Value::Json(j) => Some(j),
+        Value::Str(_) => None,
+    }
+}
+
+fn is_plain_str(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_instance_of::<PyString>()
+}
+
+/// A loop item's text, as flordb keeps it: `str(item)` when the item is JSON-able,
+/// else nothing (batches of tensors are not worth a string per step).
+pub(crate) fn item_text(obj: &Bound<'_, PyAny>) -> Option<String> {
+    if let Ok(i) = obj.cast_exact::<PyInt>() {
+        if let Ok(i) = i.extract::<i64>() {
+            return Some(i.to_string());
+        }
+    }
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return Some(s.to_string_lossy().into_owned());
+    }
+    let jsonable = obj.is_none()
+        || obj.is_instance_of::<PyBool>()
+        || obj.is_instance_of::<PyInt>()
+        || obj.is_instance_of::<PyFloat>()
+        || obj.is_instance_of::<PyString>()
+        || ((obj.is_instance_of::<PyList>()
+            || obj.is_instance_of::<PyTuple>()
+            || obj.is_instance_of::<PyDict>())
+            && to_json(obj, 0).is_some());
+    (jsonable && !obj.is_none()).then(|| text(obj))
+}
+
+/// A value back as a Python object.
+pub(crate) fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::Json(j) => json_to_py(py, j)?,
+    })
+}
+
+fn json_to_py<'py>(py: Python<'py>, json: &Json) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match json {
+        Json::Array(items) => {
+            let list = PyList::empty(py);
+            for x in items {
+                list.append(json_to_py(py, x)?)?;
+            }
+            list.into_any()
+        }
+        Json::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, json_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+        Json::Number(n) if n.is_i64() => {
+            n.as_i64().unwrap_or_default().into_pyobject(py)?.into_any()
+        }
+        Json::Number(n) if n.is_u64() => {
+            n.as_u64().unwrap_or_default().into_pyobject(py)?.into_any()
+        }
+        Json::Number(n) => PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any(),
+        other => to_py(py, &Value::from_json(other.clone()))?,
+    })
+}

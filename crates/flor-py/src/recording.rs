@@ -1,0 +1,197 @@
+//! The recording side: one [`Recorder`] per process, driven by `flor.log`, `flor.arg`,
+//! `flor.loop`, `flor.iteration` and `flor.commit`. Calls come with the GIL held, so
+//! the mutex is never contended; `log` stays well under a microsecond.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use flor_core::git::Repo;
+use flor_core::record::{Kind, Recorder, RunConfig, RunStatus};
+use flor_core::store::find_root;
+
+use crate::convert::{item_text, to_value};
+use crate::errors::{to_py, FlorError};
+
+static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(configure, m)?)?;
+    m.add_function(wrap_pyfunction!(log, m)?)?;
+    m.add_function(wrap_pyfunction!(log_arg, m)?)?;
+    m.add_function(wrap_pyfunction!(loop_enter, m)?)?;
+    m.add_function(wrap_pyfunction!(loop_next, m)?)?;
+    m.add_function(wrap_pyfunction!(loop_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(iteration_enter, m)?)?;
+    m.add_function(wrap_pyfunction!(iteration_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(commit, m)?)?;
+    m.add_function(wrap_pyfunction!(current_run, m)?)?;
+    Ok(())
+}
+
+/// Runs `f` on the process's recorder, then prints any warnings it left.
+fn with_recorder<T>(
+    py: Python<'_>,
+    f: impl FnOnce(&mut Recorder) -> flor_core::Result<T>,
+) -> PyResult<T> {
+    let mut guard = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(rec) = guard.as_mut() else {
+        return Err(FlorError::new_err(
+            "flordb is not configured; import flordb before calling it",
+        ));
+    };
+    let out = f(rec).map_err(to_py);
+    if rec.has_warnings() {
+        let warnings = rec.take_warnings();
+        drop(guard);
+        warn(py, &warnings)?;
+    }
+    out
+}
+
+fn warn(py: Python<'_>, messages: &[String]) -> PyResult<()> {
+    let stderr = py.import("sys")?.getattr("stderr")?;
+    for m in messages {
+        stderr.call_method1("write", (format!("flordb: {m}\n"),))?;
+    }
+    Ok(())
+}
+
+/// Sets up the recorder for this process: where the project is, which script runs.
+#[pyfunction]
+#[pyo3(signature = (cwd, argv, python))]
+fn configure(cwd: PathBuf, argv: Vec<String>, python: Option<String>) -> PyResult<()> {
+    let repo = Repo::discover(&cwd);
+    let root = repo
+        .as_ref()
+        .map(|r| r.root().to_path_buf())
+        .or_else(|| find_root(&cwd))
+        .unwrap_or_else(|| cwd.clone());
+    let argv0 = argv.first().cloned().unwrap_or_default();
+    let filename = match argv0.as_str() {
+        "" => "-".to_string(),
+        a => Path::new(a)
+            .file_name()
+            .map_or(a.to_string(), |n| n.to_string_lossy().into_owned()),
+    };
+    let script = std::path::absolute(cwd.join(&argv0))
+        .ok()
+        .filter(|p| p.is_file())
+        .and_then(|p| {
+            p.strip_prefix(&root)
+                .ok()
+                .map(|r| r.to_string_lossy().into_owned())
+        });
+    let projid = root
+        .file_name()
+        .map_or("project".into(), |n| n.to_string_lossy().into_owned());
+    let config = RunConfig {
+        root,
+        repo,
+        projid,
+        filename,
+        script,
+        argv,
+        python,
+    };
+    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorder::new(config));
+    Ok(())
+}
+
+/// log(name, value) -> value
+///
+/// Records `value` under `name` in the current loop context and returns it unchanged.
+/// Numbers, strings, booleans, None, and lists/dicts of those keep their type; numpy
+/// and torch scalars are logged as numbers; anything else as `str(value)`.
+#[pyfunction]
+fn log<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyString>,
+    value: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let converted = to_value(&value);
+    let name = name.to_str()?;
+    with_recorder(py, |r| r.log(name, converted, Kind::Log))?;
+    Ok(value)
+}
+
+/// Records a hyper-parameter read by `flor.arg`.
+#[pyfunction]
+fn log_arg(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let converted = to_value(value);
+    with_recorder(py, |r| r.log_arg(name, converted))
+}
+
+#[pyfunction]
+fn loop_enter(py: Python<'_>, name: &str) -> PyResult<usize> {
+    with_recorder(py, |r| r.loop_enter(name))
+}
+
+#[pyfunction]
+fn loop_next(
+    py: Python<'_>,
+    depth: usize,
+    iteration: i64,
+    item: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let text = item_text(item);
+    with_recorder(py, |r| r.loop_next(depth, iteration, text))
+}
+
+#[pyfunction]
+fn loop_exit(py: Python<'_>, depth: usize) -> PyResult<()> {
+    with_recorder(py, |r| r.loop_exit(depth))
+}
+
+#[pyfunction]
+#[pyo3(signature = (name, idx=None, value=None))]
+fn iteration_enter(
+    py: Python<'_>,
+    name: &str,
+    idx: Option<i64>,
+    value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<usize> {
+    let text = match value {
+        Some(v) if !v.is_none() => Some(v.str()?.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    with_recorder(py, |r| r.iteration_enter(name, idx, text))
+}
+
+#[pyfunction]
+fn iteration_exit(py: Python<'_>, depth: usize) -> PyResult<()> {
+    with_recorder(py, |r| r.iteration_exit(depth))
+}
+
+/// Ends the active run. `exit_code` 0 means finished, anything else failed. Returns a
+/// dict describing the run, or None when no run was active.
+#[pyfunction]
+#[pyo3(signature = (exit_code=0))]
+fn commit<'py>(py: Python<'py>, exit_code: i32) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let status = if exit_code == 0 {
+        RunStatus::Finished
+    } else {
+        RunStatus::Failed(exit_code)
+    };
+    let summary = with_recorder(py, |r| r.commit(status))?;
+    summary
+        .map(|s| {
+            let d = PyDict::new(py);
+            d.set_item("run_id", s.run_id.as_str())?;
+            d.set_item("records", s.records)?;
+            d.set_item("version", s.version)?;
+            Ok(d)
+        })
+        .transpose()
+}
+
+/// The active run as `(run_id, tstamp)`, or None before the first FlorDB call.
+#[pyfunction]
+fn current_run(py: Python<'_>) -> PyResult<Option<(String, String)>> {
+    with_recorder(py, |r| {
+        Ok(r.run_id()
+            .map(|id| (id.to_string(), r.tstamp().unwrap_or_default().to_string())))
+    })
+}

@@ -1,0 +1,54 @@
+"""FlorDB: hindsight logging for machine learning.
+
+Record training runs cheaply, query every run of every version as one table::
+
+    import flordb as flor
+
+    lr = flor.arg("lr", 1e-3)                      # --kwargs lr=0.01 on the command line
+    for epoch in flor.loop("epoch", range(5)):
+        for x, y in flor.loop("step", batches):
+            flor.log("loss", loss)
+        flor.log("val_acc", acc)
+
+    flor.dataframe("lr", "loss", "val_acc")         # every run, one pandas DataFrame
+
+The engine is Rust (``flordb._native``); this package is the thin layer that touches
+live Python objects.
+"""
+
+from ._native import (
+    FlorError,
+    GitError,
+    ProjectNotFoundError,
+    QueryError,
+    RecordError,
+    StoreError,
+    __version__,
+)
+from ._session import ArgError, arg, commit, iteration, log, loop
+from ._frames import dataframe, query, runs, unpack
+
+VALUE_TYPE_LOG = 1
+VALUE_TYPE_IO = 2
+VALUE_TYPE_TIME = 3
+VALUE_TYPE_START = 4
+
+__all__ = [
+    "ArgError",
+    "FlorError",
+    "GitError",
+    "ProjectNotFoundError",
+    "QueryError",
+    "RecordError",
+    "StoreError",
+    "__version__",
+    "arg",
+    "commit",
+    "dataframe",
+    "iteration",
+    "log",
+    "loop",
+    "query",
+    "runs",
+    "unpack",
+]

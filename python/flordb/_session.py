@@ -1,0 +1,166 @@
+"""The recording API: ``log``, ``arg``, ``loop``, ``iteration``, ``commit``.
+
+One process records one run at a time. The run starts at the first FlorDB call and
+ends at ``commit()`` or at exit; an uncaught exception or a non-zero ``sys.exit``
+marks it failed with its exit code. The hot path (``log``) is the native function
+itself: no Python frame in between.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, TypeVar
+
+from . import _argv, _native
+from ._native import FlorError
+
+T = TypeVar("T")
+
+# The native function itself (documented in crates/flor-py/src/recording.rs): no
+# Python frame between the training loop and the engine.
+log = _native.log
+
+
+class ArgError(FlorError, ValueError):
+    """A ``--kwargs`` value does not fit its argument, or an argument has no value."""
+
+
+class _State:
+    flags = _argv.Flags()
+    exit_code: int | None = None
+    read_args: set[str] = set()
+
+
+_state = _State()
+
+
+def _cast(name: str, text: str, default: Any) -> Any:
+    kind = type(default)
+    where = f"--kwargs {name}={text}"
+    try:
+        if default is None:
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "t", "yes", "y", "on"):
+                return True
+            if lowered in ("0", "false", "f", "no", "n", "off"):
+                return False
+            raise ValueError("expected true/false, yes/no or 1/0")
+        if kind in (int, float, str):
+            return kind(text)
+        if kind in (list, tuple, dict):
+            parsed = json.loads(text)
+            expected = dict if kind is dict else list
+            if not isinstance(parsed, expected):
+                raise ValueError(f"expected a JSON {expected.__name__}")
+            return kind(parsed)
+        return kind(text)
+    except (ValueError, TypeError) as err:
+        raise ArgError(f"{where}: cannot read it as {kind.__name__} like the default {default!r} ({err})") from None
+
+
+def arg(name: str, default: Any = None) -> Any:
+    """Returns the run input ``name`` and records it.
+
+    The value comes from ``--kwargs name=value`` on the command line, cast to the
+    default's type (bool, int, float, str; lists, tuples and dicts as JSON), else the
+    default. Without a default the text is read as JSON when it can be.
+    """
+    _state.read_args.add(name)
+    if name in _state.flags.kwargs:
+        value = _cast(name, _state.flags.kwargs[name], default)
+    elif default is not None:
+        value = default
+    else:
+        raise ArgError(f"flor.arg({name!r}) has no default and no value was given: pass --kwargs {name}=VALUE")
+    _native.log_arg(name, value)
+    return value
+
+
+def loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
+    """Yields the items of ``iterable`` unchanged, recording each as iteration ``name``.
+
+    Everything logged inside carries the loop's 0-based position (and the item's text
+    when it is a plain value). The outermost loop's iteration boundaries make what was
+    logged durable. ``break`` and exceptions close the loop properly.
+    """
+    depth = _native.loop_enter(name)
+    step = _native.loop_next
+    try:
+        for i, item in enumerate(iterable):
+            step(depth, i, item)
+            yield item
+    finally:
+        _native.loop_exit(depth)
+
+
+@contextmanager
+def iteration(name: str, idx: int | None = None, value: Any = None) -> Iterator[None]:
+    """One iteration of a loop FlorDB does not drive (a request, a file, a process)."""
+    depth = _native.iteration_enter(name, None if idx is None else int(idx), value)
+    try:
+        yield
+    finally:
+        _native.iteration_exit(depth)
+
+
+def commit() -> dict | None:
+    """Ends the current run now (it also ends at exit); the next call starts a new one.
+
+    Returns ``{"run_id", "records", "version"}``, or None if nothing was recorded.
+    """
+    return _native.commit(0)
+
+
+def _exit_status_code(code: Any) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    return 1
+
+
+def _install_exit_hooks() -> None:
+    original_exit = sys.exit
+    original_hook = sys.excepthook
+
+    def exit_(code: Any = 0) -> None:
+        _state.exit_code = _exit_status_code(code)
+        original_exit(code)
+
+    def excepthook(kind, value, tb) -> None:  # noqa: ANN001
+        _state.exit_code = 130 if issubclass(kind, KeyboardInterrupt) else 1
+        original_hook(kind, value, tb)
+
+    sys.exit = exit_
+    sys.excepthook = excepthook
+    atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    unread = sorted(set(_state.flags.kwargs) - _state.read_args)
+    try:
+        summary = _native.commit(_state.exit_code or 0)
+    except FlorError as err:
+        print(f"flordb: the run could not be saved completely: {err}", file=sys.stderr)
+        return
+    if summary and unread:
+        names = ", ".join(unread)
+        print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
+
+
+def _configure() -> None:
+    _state.flags = _argv.install()
+    _native.configure(os.getcwd(), _state.flags.original, sys.executable)
+    _install_exit_hooks()
+
+
+_configure()

@@ -1,0 +1,21 @@
+"""The ``flor`` command (installed as a script): the engine's command line."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+from . import _native
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs ``flor`` with ``argv`` (default: this process's arguments)."""
+    args = list(sys.argv if argv is None else argv)
+    args[0] = "flor"
+    os.environ.setdefault("FLOR_PYTHON_VERSION", platform.python_version())
+    return _native.cli_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
