@@ -40,6 +40,23 @@ impl Part {
             .map_or_else(|| self.keys.len() / self.key_cols.len().max(1), Vec::len)
     }
 
+    /// The rows listed in `rows`, in that order.
+    pub(crate) fn select(self, rows: &[u32]) -> Part {
+        if rows.len() == self.rows() {
+            return self;
+        }
+        let keys = rows
+            .iter()
+            .flat_map(|&r| self.row(r as usize).iter().copied())
+            .collect();
+        let vals = self
+            .vals
+            .iter()
+            .map(|v| rows.iter().map(|&r| v[r as usize]).collect())
+            .collect();
+        Part::new(self.key_cols.clone(), keys, vals)
+    }
+
     fn row(&self, r: usize) -> &[Key] {
         let w = self.key_cols.len();
         &self.keys[r * w..(r + 1) * w]

@@ -180,11 +180,54 @@ pub(crate) fn read_name(
             }
         }
     }
-    let n = rows.len();
-    Ok((
-        Part::new(key_cols, keys, vec![(0..n as u32).collect()]),
-        values,
-    ))
+    let all: Vec<u32> = (0..rows.len() as u32).collect();
+    let kept = if repeats_a_context(&rows) {
+        distinct_rows(&keys, width, &values)
+    } else {
+        all.clone()
+    };
+    Ok((Part::new(key_cols, keys, vec![all]).select(&kept), values))
+}
+
+/// Whether some run logged this name twice in one context. Contexts are numbered in
+/// order of first appearance, so in the usual run they only increase and the part
+/// needs no de-duplication.
+fn repeats_a_context(rows: &[(u32, u8, Option<i64>)]) -> bool {
+    rows.windows(2).any(|w| {
+        w[0].0 == w[1].0 && w[0].1 == w[1].1 && w[1].2.unwrap_or(-1) <= w[0].2.unwrap_or(-1)
+    })
+}
+
+/// Rows to keep so that no two have equal keys and equal values. flordb's pandas
+/// `drop_duplicates` does this after the join; doing it per name first is equivalent
+/// (every column of a name's rows survives the join) and far cheaper. The common case
+/// is `flor.log("lr", flor.arg("lr", ...))`: the same value recorded twice.
+fn distinct_rows(keys: &[Key], width: usize, values: &[Value]) -> Vec<u32> {
+    use std::hash::{Hash, Hasher};
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut kept = Vec::new();
+    for (r, value) in values.iter().enumerate() {
+        let row_keys = &keys[r * width..(r + 1) * width];
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        row_keys.hash(&mut h);
+        value.display().hash(&mut h);
+        let bucket = seen.entry(h.finish()).or_default();
+        let duplicate = bucket.iter().any(|&o| {
+            &keys[o * width..(o + 1) * width] == row_keys && same_value(&values[o], value)
+        });
+        if !duplicate {
+            bucket.push(r);
+            kept.push(r as u32);
+        }
+    }
+    kept
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x == y || (x.is_nan() && y.is_nan()),
+        _ => a == b,
+    }
 }
 
 /// Turns a stored value and its type tag back into a [`Value`].

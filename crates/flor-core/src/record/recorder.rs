@@ -205,6 +205,9 @@ impl Recorder {
     pub fn loop_enter(&mut self, name: &str) -> Result<usize> {
         self.ensure_run()?;
         let now = Instant::now();
+        if self.frames.is_empty() {
+            self.emit_setup(now)?;
+        }
         let name = self.intern(name);
         self.frames.push(Frame {
             name,
@@ -224,9 +227,6 @@ impl Recorder {
     /// iteration boundary: everything logged so far reaches the run file first.
     pub fn loop_next(&mut self, depth: usize, iteration: i64, value: Option<String>) -> Result<()> {
         let now = Instant::now();
-        if depth == 0 && iteration == 0 {
-            self.emit_setup(now)?;
-        }
         let Some(frame) = self.frames.get_mut(depth) else {
             return Ok(());
         };
@@ -293,9 +293,6 @@ impl Recorder {
         iteration: Option<i64>,
         value: Option<String>,
     ) -> Result<usize> {
-        self.ensure_run()?;
-        let now = Instant::now();
-        self.emit_setup(now)?;
         let depth = self.loop_enter(name)?;
         if let Some(frame) = self.frames.last_mut() {
             frame.single = true;
@@ -312,7 +309,7 @@ impl Recorder {
     }
 
     fn emit_setup(&mut self, now: Instant) -> Result<()> {
-        if self.setup_emitted || !self.frames.is_empty() {
+        if self.setup_emitted {
             return Ok(());
         }
         self.setup_emitted = true;

@@ -1,0 +1,82 @@
+"""The store: JSONL files are the truth, the SQLite cache follows them."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Project
+
+
+def flordb4_line(tstamp: str, ctx, name: str, value, kind: int = 1) -> str:
+    return json.dumps({"projid": "proj", "tstamp": tstamp, "filename": "train.py", "ctx": ctx, "name": name, "value": value, "type": kind})
+
+
+def test_flordb4_run_files_import_unchanged(project: Project):
+    runs = project.path / ".flor" / "runs"
+    runs.mkdir(parents=True)
+    ts = "2026-08-13T11:27:06.417615"
+    lines = [flordb4_line(ts, None, "lr", 0.01)]
+    for e in range(2):
+        ctx = [{"name": "epoch", "iteration": e, "value": str(e)}]
+        lines.append(flordb4_line(ts, ctx, "acc", 0.5 + e / 10))
+    lines.append(flordb4_line(ts, None, "time::script", 1.5, 3))
+    (runs / f"{ts}.jsonl").write_text("\n".join(lines) + "\n")
+    rows = project.frame("lr", "acc")
+    assert [(r["epoch"], r["lr"], r["acc"]) for r in rows] == [(0, 0.01, 0.5), (1, 0.01, 0.6)]
+    assert rows[0]["tstamp"].startswith("2026-08-13 11:27:06.417615")
+    (run,) = project.runs()
+    assert run["run_id"] == ts and run["status"] == "finished"
+
+
+def test_unpack_rebuilds_the_cache_and_is_idempotent(trained: Project):
+    before = trained.frame("lr", "loss")
+    (trained.path / ".flor" / "flor.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        p = trained.path / ".flor" / f"flor.db{suffix}"
+        if p.exists():
+            p.unlink()
+    assert trained.frame("lr", "loss") == before
+    out = trained.flor("unpack")
+    assert "from 2 run file(s)" in out.stdout
+    trained.flor("unpack")
+    assert trained.frame("lr", "loss") == before
+
+
+def test_deleted_run_files_leave_the_cache(trained: Project):
+    files = sorted((trained.path / ".flor" / "runs").glob("*.jsonl"))
+    files[0].unlink()
+    assert len(trained.runs()) == 1
+    assert len({r["run_id"] for r in trained.frame("loss")}) == 1
+
+
+def test_query_is_read_only_parameterised_and_always_a_frame(trained: Project):
+    got = trained.py(
+        """
+        import json, flordb as flor
+        df = flor.query("select value_name, value from logs where value_name = ? and value >= ?", ["loss", 2.0])
+        empty = flor.query("select * from logs where value_name = ?", ['no"such'])
+        try:
+            flor.query("delete from records")
+            refused = None
+        except flor.QueryError as e:
+            refused = str(e)
+        try:
+            flor.query("selec nonsense")
+            bad = None
+        except flor.QueryError as e:
+            bad = str(e)
+        print(json.dumps({"n": len(df), "cols": list(df.columns), "empty": [len(empty), list(empty.columns)], "refused": refused, "bad": bad}))
+        """
+    )
+    assert got["n"] == 4 and got["cols"] == ["value_name", "value"]
+    assert got["empty"][0] == 0 and "value_name" in got["empty"][1]
+    assert "read-only" in got["refused"] and "write=True" in got["refused"]
+    assert "syntax error" in got["bad"]
+    assert len(trained.frame("loss")) == 20
+
+
+def test_names_with_quotes_are_safe(project: Project):
+    project.write("q.py", "import flordb as flor\nflor.log('we\"ird', 1)\nflor.log(\"it's\", 2)\n")
+    project.run("q.py")
+    assert project.frame('we"ird')[0]['we"ird'] == 1
+    assert project.frame("it's")[0]["it's"] == 2
