@@ -128,7 +128,7 @@ impl ColumnData {
 pub(crate) struct TextBuilder {
     codes: Vec<i32>,
     categories: Vec<String>,
-    index: std::collections::HashMap<String, i32>,
+    index: rustc_hash::FxHashMap<String, i32>,
 }
 
 impl TextBuilder {

@@ -5,7 +5,7 @@
 //! source, loop iterations, interned loop values); missing is [`NULL_KEY`], and missing
 //! matches missing, as in pandas.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A key cell: run index, source, iteration or interned text id.
 pub(crate) type Key = i64;
@@ -113,7 +113,8 @@ pub(crate) fn outer_join(left: Part, right: Part) -> Part {
     } else {
         (&r_common, &l_common)
     };
-    let mut heads: HashMap<u64, u32> = HashMap::with_capacity(build.rows());
+    let mut heads: HashMap<u64, u32> =
+        HashMap::with_capacity_and_hasher(build.rows(), Default::default());
     let mut next = vec![NO_VALUE; build.rows()];
     for r in (0..build.rows()).rev() {
         let h = hash_keys(build.row(r), b_common);

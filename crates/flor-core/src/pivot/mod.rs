@@ -18,7 +18,7 @@ mod read;
 pub use filter::{filter, quote_ident};
 pub use frame::{Column, ColumnData, Frame};
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use frame::TextBuilder;
 use join::{outer_join, Key, Part, NO_VALUE, NULL_KEY};
@@ -43,7 +43,7 @@ fn load_runs(store: &Store) -> Result<(Vec<RunRow>, HashMap<i64, u32>)> {
         "SELECT run, projid, tstamp, filename, run_id FROM runs ORDER BY start, tstamp, run_id",
     )?;
     let mut rows = Vec::new();
-    let mut order = HashMap::new();
+    let mut order = HashMap::default();
     let mut q = stmt.query([])?;
     while let Some(r) = q.next()? {
         order.insert(r.get::<_, i64>(0)?, rows.len() as u32);
@@ -87,20 +87,24 @@ pub fn dataframe(store: &Store, names: &[&str]) -> Result<Frame> {
 
 fn base_columns(
     runs: &[RunRow],
-    run_keys: impl Iterator<Item = Key> + Clone,
+    run_keys: impl Iterator<Item = Key>,
     source_keys: impl Iterator<Item = Key>,
 ) -> Vec<Column> {
-    let text = |f: &dyn Fn(&RunRow) -> &str| {
-        let mut b = TextBuilder::default();
-        for k in run_keys.clone() {
-            b.push(usize::try_from(k).ok().and_then(|i| runs.get(i)).map(f));
-        }
-        b.finish()
+    // Rows point at runs by index, so a run's index is its code in every base column.
+    let codes: Vec<i32> = run_keys
+        .map(|k| if k == NULL_KEY { -1 } else { k as i32 })
+        .collect();
+    let text = |f: &dyn Fn(&RunRow) -> &str| ColumnData::Text {
+        codes: codes.clone(),
+        categories: runs.iter().map(|r| f(r).to_string()).collect(),
     };
-    let mut source = TextBuilder::default();
-    for k in source_keys {
-        source.push(Some(Source::from_u8(k as u8).as_str()));
-    }
+    let sources = ColumnData::Text {
+        codes: source_keys.map(|k| k as i32).collect(),
+        categories: [Source::Forward, Source::Replay, Source::Extract]
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+    };
     vec![
         Column {
             name: "projid".into(),
@@ -120,7 +124,7 @@ fn base_columns(
         },
         Column {
             name: "source".into(),
-            data: source.finish(),
+            data: sources,
         },
     ]
 }
@@ -202,12 +206,12 @@ fn run_table(store: &Store, runs: &[RunRow], run_order: &HashMap<i64, u32>) -> R
     let mut stmt = store.conn().prepare_cached(
         "SELECT records.run, names.text, records.value, records.vtype, records.source
          FROM records JOIN names ON names.name = records.name
-         WHERE records.ctx IS NULL AND records.kind = 1 ORDER BY records.run, records.rowid",
+         WHERE records.ctx IS NULL AND records.kind = 1 ORDER BY records.run, records.source, records.seq",
     )?;
     let mut q = stmt.query([])?;
     let mut names: Vec<String> = Vec::new();
-    let mut name_index: HashMap<String, usize> = HashMap::new();
-    let mut rows: HashMap<(u32, u8), HashMap<usize, Value>> = HashMap::new();
+    let mut name_index: HashMap<String, usize> = HashMap::default();
+    let mut rows: HashMap<(u32, u8), HashMap<usize, Value>> = HashMap::default();
     while let Some(r) = q.next()? {
         let Some(&run) = run_order.get(&r.get::<_, i64>(0)?) else {
             continue;
@@ -224,7 +228,7 @@ fn run_table(store: &Store, runs: &[RunRow], run_order: &HashMap<i64, u32>) -> R
     }
     let seen: std::collections::HashSet<u32> = rows.keys().map(|k| k.0).collect();
     for run in (0..runs.len() as u32).filter(|r| !seen.contains(r)) {
-        rows.insert((run, Source::Forward as u8), HashMap::new());
+        rows.insert((run, Source::Forward as u8), HashMap::default());
     }
     let mut keys: Vec<(u32, u8)> = rows.keys().copied().collect();
     keys.sort_unstable();

@@ -1,7 +1,7 @@
 //! Reading one name's records from the cache into a [`Part`]: a row per record, keyed
 //! by run, source and the loop columns of its context.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use rusqlite::types::ValueRef;
 
@@ -109,8 +109,7 @@ pub(crate) fn read_name(
     let mut rows: Vec<(u32, u8, Option<i64>)> = Vec::new();
     if let Some(name_id) = name_id {
         let mut stmt = conn.prepare_cached(
-            "SELECT run, ctx, value, vtype, source FROM records
-             WHERE name = ?1 AND kind != 0 ORDER BY run",
+            "SELECT run, ctx, value, vtype, source FROM records WHERE name = ?1 ORDER BY run, source, seq",
         )?;
         let mut q = stmt.query([name_id])?;
         while let Some(r) = q.next()? {
@@ -125,7 +124,7 @@ pub(crate) fn read_name(
         }
     }
     // Resolve each distinct context once.
-    let mut resolved: HashMap<i64, ResolvedCtx> = HashMap::new();
+    let mut resolved: HashMap<i64, ResolvedCtx> = HashMap::default();
     let mut ctx_stmt = conn.prepare_cached("SELECT json FROM ctxs WHERE ctx = ?1")?;
     for (_, _, ctx) in &rows {
         let Some(id) = ctx else { continue };
@@ -162,11 +161,10 @@ pub(crate) fn read_name(
     }
     let width = key_cols.len();
     let mut keys = Vec::with_capacity(rows.len() * width);
-    let position: HashMap<usize, usize> = loop_set
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| (l, 2 + 2 * i))
-        .collect();
+    let mut position = vec![usize::MAX; loops.loops.len()];
+    for (i, &l) in loop_set.iter().enumerate() {
+        position[l] = 2 + 2 * i;
+    }
     for (run, source, ctx) in &rows {
         let start = keys.len();
         keys.push(i64::from(*run));
@@ -174,7 +172,7 @@ pub(crate) fn read_name(
         keys.resize(start + width, NULL_KEY);
         if let Some(c) = ctx.and_then(|id| resolved.get(&id)) {
             for &(col, iteration, value) in &c.cells {
-                let p = position[&col];
+                let p = position[col];
                 keys[start + p] = iteration;
                 keys[start + p + 1] = value;
             }
@@ -204,13 +202,13 @@ fn repeats_a_context(rows: &[(u32, u8, Option<i64>)]) -> bool {
 /// is `flor.log("lr", flor.arg("lr", ...))`: the same value recorded twice.
 fn distinct_rows(keys: &[Key], width: usize, values: &[Value]) -> Vec<u32> {
     use std::hash::{Hash, Hasher};
-    let mut seen: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut seen: HashMap<u64, Vec<usize>> = HashMap::default();
     let mut kept = Vec::new();
     for (r, value) in values.iter().enumerate() {
         let row_keys = &keys[r * width..(r + 1) * width];
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = rustc_hash::FxHasher::default();
         row_keys.hash(&mut h);
-        value.display().hash(&mut h);
+        hash_value(value, &mut h);
         let bucket = seen.entry(h.finish()).or_default();
         let duplicate = bucket.iter().any(|&o| {
             &keys[o * width..(o + 1) * width] == row_keys && same_value(&values[o], value)
@@ -221,6 +219,19 @@ fn distinct_rows(keys: &[Key], width: usize, values: &[Value]) -> Vec<u32> {
         }
     }
     kept
+}
+
+fn hash_value(value: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    (value.value_type() as u8).hash(h);
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => b.hash(h),
+        Value::Int(i) => i.hash(h),
+        Value::Float(f) => f.to_bits().hash(h),
+        Value::Str(s) => s.hash(h),
+        Value::Json(j) => j.to_string().hash(h),
+    }
 }
 
 fn same_value(a: &Value, b: &Value) -> bool {

@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::writer::{Msg, Writer};
 use super::{identity, meta, Ctx, Kind, LineHeader, Record, RunId, Segment, Value};
 use crate::git::{Repo, Snapshot};
-use crate::store::{Layout, Store};
+use crate::store::Layout;
 use crate::Result;
 
 /// What the recorder needs to know about the process it runs in.
@@ -51,6 +51,8 @@ pub struct CommitSummary {
 }
 
 struct ActiveRun {
+    /// Records not yet handed to the writer.
+    pending: Vec<Record>,
     id: RunId,
     tstamp: String,
     path: PathBuf,
@@ -58,6 +60,20 @@ struct ActiveRun {
     snapshot: Option<JoinHandle<Result<Snapshot>>>,
     args: Vec<(String, String)>,
 }
+
+impl ActiveRun {
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+            self.writer.send(batch);
+        }
+    }
+}
+
+/// Records handed to the writer at once (an outer-loop boundary hands over fewer).
+const BATCH: usize = 4096;
+/// Names remembered for the fast lookup in `intern`.
+const RECENT_NAMES: usize = 8;
 
 struct Frame {
     name: Arc<str>,
@@ -98,6 +114,7 @@ pub struct Recorder {
     ctx: Option<Arc<Ctx>>,
     ctx_dirty: bool,
     names: HashMap<Box<str>, Arc<str>>,
+    recent: Vec<Arc<str>>,
     setup_emitted: bool,
     main_work_end: Option<Instant>,
     warnings: Vec<String>,
@@ -115,6 +132,7 @@ impl Recorder {
             ctx: None,
             ctx_dirty: false,
             names: HashMap::new(),
+            recent: Vec::with_capacity(RECENT_NAMES),
             setup_emitted: false,
             main_work_end: None,
             warnings: Vec::new(),
@@ -162,25 +180,42 @@ impl Recorder {
         self.ensure_run()?;
         let name = self.intern(name);
         let ctx = self.current_ctx();
-        if let Some(run) = &self.run {
-            run.writer.send(Record {
+        if let Some(run) = self.run.as_mut() {
+            run.pending.push(Record {
                 ctx,
                 name,
                 value,
                 kind,
                 arg,
             });
+            if run.pending.len() >= BATCH {
+                run.flush();
+            }
         }
         Ok(())
     }
 
     fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(n) = self.names.get(name) {
+        // Scripts log a handful of names over and over: a short scan beats hashing.
+        if let Some(n) = self.recent.iter().find(|n| ***n == *name) {
             return n.clone();
+        }
+        if let Some(n) = self.names.get(name) {
+            let n = n.clone();
+            self.remember(&n);
+            return n;
         }
         let n: Arc<str> = Arc::from(name);
         self.names.insert(name.into(), n.clone());
+        self.remember(&n);
         n
+    }
+
+    fn remember(&mut self, name: &Arc<str>) {
+        if self.recent.len() == RECENT_NAMES {
+            self.recent.remove(0);
+        }
+        self.recent.push(name.clone());
     }
 
     fn current_ctx(&mut self) -> Option<Arc<Ctx>> {
@@ -318,8 +353,9 @@ impl Recorder {
     }
 
     /// Makes everything logged so far reach the run file.
-    pub fn barrier(&self) {
-        if let Some(run) = &self.run {
+    pub fn barrier(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.flush();
             run.writer.barrier();
         }
     }
@@ -336,13 +372,13 @@ impl Recorder {
         let path = self.layout.run_file(&id);
         let header = LineHeader::new(&self.config.projid, &tstamp, &self.config.filename);
         let writer = Writer::spawn(&path, header)?;
-        writer.send(Record {
+        writer.send(vec![Record {
             ctx: None,
             name: meta::RUN.into(),
             value: Value::Json(self.run_header(&id)),
             kind: Kind::Meta,
             arg: false,
-        });
+        }]);
         let snapshot = match &self.config.repo {
             Some(repo) => Some(spawn_snapshot(
                 repo.clone(),
@@ -359,6 +395,7 @@ impl Recorder {
             }
         };
         self.run = Some(ActiveRun {
+            pending: Vec::with_capacity(BATCH),
             id,
             tstamp,
             path,
@@ -418,7 +455,8 @@ impl Recorder {
             RunStatus::Finished => ("finished", 0),
             RunStatus::Failed(code) => ("failed", code),
         };
-        run.writer.send(Record {
+        run.flush();
+        run.writer.send(vec![Record {
             ctx: None,
             name: meta::END.into(),
             value: Value::Json(serde_json::json!({
@@ -428,15 +466,12 @@ impl Recorder {
             })),
             kind: Kind::Meta,
             arg: false,
-        });
+        }]);
         let records = run.writer.finish()?;
         self.reset();
 
-        if let Err(err) = Store::open(&self.config.root).and_then(|s| s.import_file(&run.path)) {
-            self.warnings.push(format!(
-                "the query cache was not updated ({err}); `flor unpack` rebuilds it"
-            ));
-        }
+        // The query cache is not updated here: readers bring it up to date with the run
+        // files, so a run's exit costs nothing per value.
         let mut version = snapshot.as_ref().map(|s| s.commit.clone());
         if let (Some(repo), Some(snap)) = (&self.config.repo, &snapshot) {
             match repo.record_run(snap, &run.id, &run.tstamp, &run.path, &run.args) {
@@ -476,7 +511,7 @@ fn spawn_snapshot(
 ) -> JoinHandle<Result<Snapshot>> {
     std::thread::spawn(move || {
         let snap = repo.snapshot(&id, &tstamp)?;
-        let _ = tx.send(Msg::Record(Record {
+        let _ = tx.send(Msg::Batch(vec![Record {
             ctx: None,
             name: meta::VERSION.into(),
             value: Value::Json(serde_json::json!({
@@ -487,7 +522,7 @@ fn spawn_snapshot(
             })),
             kind: Kind::Meta,
             arg: false,
-        }));
+        }]));
         Ok(snap)
     })
 }

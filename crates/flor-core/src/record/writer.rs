@@ -15,7 +15,9 @@ use super::{Ctx, Record};
 use crate::{Error, Result};
 
 pub(crate) enum Msg {
-    Record(Record),
+    /// Records in the order they were logged. The training thread sends them in
+    /// batches: one channel hand-off (and at most one wake-up) per batch, not per value.
+    Batch(Vec<Record>),
     /// Write out everything received so far, then acknowledge.
     Barrier(Sender<()>),
 }
@@ -48,9 +50,9 @@ impl Writer {
         self.tx.clone()
     }
 
-    pub(crate) fn send(&self, record: Record) {
+    pub(crate) fn send(&self, batch: Vec<Record>) {
         // A dead writer reports its error from `finish`; logging must not raise mid-training.
-        let _ = self.tx.send(Msg::Record(record));
+        let _ = self.tx.send(Msg::Batch(batch));
     }
 
     /// Returns once every record sent before it is in the file (not yet fsynced).
@@ -85,21 +87,23 @@ fn write_loop(
     let mut failure: Option<Error> = None;
     for msg in rx {
         match msg {
-            Msg::Record(rec) => {
-                if let Some(ctx) = &rec.ctx {
-                    if !matches!(&last_ctx, Some((last, _)) if Arc::ptr_eq(last, ctx)) {
-                        last_ctx = Some((ctx.clone(), ctx.to_json()));
+            Msg::Batch(batch) => {
+                for rec in &batch {
+                    if let Some(ctx) = &rec.ctx {
+                        if !matches!(&last_ctx, Some((last, _)) if Arc::ptr_eq(last, ctx)) {
+                            last_ctx = Some((ctx.clone(), ctx.to_json()));
+                        }
                     }
-                }
-                let ctx_json = rec
-                    .ctx
-                    .as_ref()
-                    .and(last_ctx.as_ref().map(|(_, j)| j.as_str()));
-                write_line(&header, ctx_json, &rec, &mut buf);
-                count += 1;
-                if buf.len() > (1 << 16) && failure.is_none() {
-                    failure = file.write_all(buf.as_bytes()).err().map(io);
-                    buf.clear();
+                    let ctx_json = rec
+                        .ctx
+                        .as_ref()
+                        .and(last_ctx.as_ref().map(|(_, j)| j.as_str()));
+                    write_line(&header, ctx_json, rec, &mut buf);
+                    count += 1;
+                    if buf.len() > (1 << 16) && failure.is_none() {
+                        failure = file.write_all(buf.as_bytes()).err().map(io);
+                        buf.clear();
+                    }
                 }
             }
             Msg::Barrier(ack) => {
