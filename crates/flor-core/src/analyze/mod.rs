@@ -1,0 +1,4 @@
+//! placeholder
+pub(crate) mod gumtree;
+pub mod sites;
+pub(crate) mod tree;
