@@ -37,11 +37,6 @@ impl Mapping {
         self.src[src]
     }
 
-    /// The source counterpart of a destination node.
-    pub fn src_of(&self, dst: NodeId) -> Option<NodeId> {
-        self.dst[dst]
-    }
-
     /// Every matched pair, in source pre-order.
     pub fn pairs(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
         self.src

@@ -117,6 +117,10 @@ pub(crate) struct Script<'t, 's> {
     pub tree: &'t Tree<'s>,
     /// Names bound to the module (`flor`, `flordb`).
     modules: HashSet<&'s str>,
+    /// The same names in the order the imports bind them.
+    module_order: Vec<&'s str>,
+    /// Whether the script imports FlorDB at all.
+    imports_flor: bool,
     /// Names bound directly to an API function (`from flordb import log`).
     functions: HashMap<&'s str, Api>,
     /// Loop statements (`for` and `with` nodes) and their names.
@@ -132,6 +136,8 @@ impl<'t, 's> Script<'t, 's> {
         let mut script = Script {
             tree,
             modules: HashSet::new(),
+            module_order: Vec::new(),
+            imports_flor: false,
             functions: HashMap::new(),
             loops: HashMap::new(),
             calls: HashMap::new(),
@@ -186,7 +192,10 @@ impl<'t, 's> Script<'t, 's> {
                         let (module, alias) = split_alias(tree, c);
                         if is_flor(module) {
                             any = true;
-                            self.modules.insert(alias.unwrap_or(module));
+                            let name = alias.unwrap_or(module);
+                            if self.modules.insert(name) {
+                                self.module_order.push(name);
+                            }
                         }
                     }
                 }
@@ -213,9 +222,29 @@ impl<'t, 's> Script<'t, 's> {
                 _ => {}
             }
         }
+        self.imports_flor = any;
         if !any {
             self.modules.insert("flor");
         }
+    }
+
+    /// How this script spells a call to `log`: `flor.log`, `flordb.log`, `log`, ..., or `None`
+    /// when it does not import FlorDB's `log`.
+    pub fn log_spelling(&self) -> Option<String> {
+        if !self.imports_flor {
+            return None;
+        }
+        if let Some(m) = self.module_order.first() {
+            return Some(format!("{m}.log"));
+        }
+        let mut logs: Vec<&str> = self
+            .functions
+            .iter()
+            .filter(|(_, &api)| api == Api::Log)
+            .map(|(&name, _)| name)
+            .collect();
+        logs.sort_unstable();
+        logs.first().map(|&n| n.to_owned())
     }
 
     /// Which FlorDB function a `call` node calls, if any.
@@ -343,11 +372,6 @@ impl<'t, 's> Script<'t, 's> {
             .filter_map(|l| self.loops.get(l))
             .map(|(_, name)| name.as_str().to_owned())
             .collect()
-    }
-
-    /// Every loop name that occurs anywhere in the script.
-    pub fn all_loop_names(&self) -> HashSet<&str> {
-        self.loops.values().map(|(_, n)| n.as_str()).collect()
     }
 
     pub fn info(&self) -> ScriptInfo {

@@ -1,0 +1,136 @@
+//! Translating today's names into an old version's names.
+//!
+//! Every matched pair of variable identifiers is a vote `new name -> old name`; a name takes its
+//! majority. Votes from the statement's own function count first, so a helper that calls its model
+//! `m` does not borrow the name that the rest of the file uses. A free variable of the statement
+//! without votes keeps its name when the old version uses that name too (or it is a builtin), and
+//! otherwise has no counterpart, which makes the statement impossible to place honestly.
+
+use std::collections::{HashMap, HashSet};
+
+use super::gumtree::Mapping;
+use super::tree::{NodeId, Tree};
+
+/// The majority translation of new names into old names.
+pub(crate) struct Renames<'s> {
+    global: HashMap<&'s str, HashMap<&'s str, usize>>,
+    /// Votes cast inside each function definition of the new version, by its node.
+    scoped: HashMap<NodeId, HashMap<&'s str, HashMap<&'s str, usize>>>,
+    /// Every variable name the old version uses.
+    old_names: HashSet<&'s str>,
+}
+
+impl<'s> Renames<'s> {
+    pub fn new(a: &Tree<'s>, b: &Tree<'s>, mapping: &Mapping) -> Self {
+        let mut global: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
+        let mut scoped: HashMap<NodeId, HashMap<&str, HashMap<&str, usize>>> = HashMap::new();
+        for (s, d) in mapping.pairs() {
+            if !a.is_variable(s) || !b.is_variable(d) {
+                continue;
+            }
+            let (from, to) = (a.text(s), b.text(d));
+            *global.entry(from).or_default().entry(to).or_default() += 1;
+            if let Some(def) = enclosing_function(a, s) {
+                *scoped
+                    .entry(def)
+                    .or_default()
+                    .entry(from)
+                    .or_default()
+                    .entry(to)
+                    .or_default() += 1;
+            }
+        }
+        let old_names = (0..b.len())
+            .filter(|&d| b.is_variable(d))
+            .map(|d| b.text(d))
+            .collect();
+        Renames {
+            global,
+            scoped,
+            old_names,
+        }
+    }
+
+    /// The old name for `name` used at node `at` of the new version, or `None` when it has no
+    /// counterpart there.
+    pub fn translate(&self, a: &Tree<'s>, at: NodeId, name: &'s str) -> Option<&'s str> {
+        let votes = enclosing_function(a, at)
+            .and_then(|def| self.scoped.get(&def))
+            .and_then(|s| s.get(name))
+            .or_else(|| self.global.get(name));
+        if let Some(votes) = votes {
+            // Most votes wins; a tie keeps the name itself if it is a candidate, else the first
+            // name in alphabetical order, so the answer never depends on hashing.
+            let best = votes.values().copied().max().unwrap_or(0);
+            let mut winners: Vec<&str> = votes
+                .iter()
+                .filter(|(_, &n)| n == best)
+                .map(|(&k, _)| k)
+                .collect();
+            winners.sort_unstable();
+            if winners.contains(&name) {
+                return Some(name);
+            }
+            return winners.first().copied();
+        }
+        (self.old_names.contains(name) || is_builtin(name)).then_some(name)
+    }
+}
+
+/// The innermost function definition around a node.
+fn enclosing_function(t: &Tree, id: NodeId) -> Option<NodeId> {
+    t.ancestors(id)
+        .find(|&a| t.node(a).kind == "function_definition")
+}
+
+/// The variable identifiers of a statement that it does not bind itself (comprehension targets and
+/// lambda parameters are bound), leaving out the subtrees in `skip`.
+pub(crate) fn free_variables(t: &Tree, stmt: NodeId, skip: &[NodeId]) -> Vec<NodeId> {
+    let end = stmt + t.node(stmt).size;
+    let bound: HashSet<&str> = (stmt..end)
+        .filter(|&n| matches!(t.node(n).kind, "for_in_clause" | "lambda"))
+        .flat_map(|n| {
+            let binder = match t.node(n).kind {
+                "for_in_clause" => t.field(n, "left"),
+                _ => t.field(n, "parameters"),
+            };
+            binder.into_iter().flat_map(move |b| b..b + t.node(b).size)
+        })
+        .filter(|&n| t.node(n).kind == "identifier")
+        .map(|n| t.text(n))
+        .collect();
+    (stmt..end)
+        .filter(|&n| t.is_variable(n))
+        .filter(|&n| !skip.iter().any(|&s| t.contains(s, n)))
+        .filter(|&n| !bound.contains(t.text(n)))
+        .collect()
+}
+
+fn is_builtin(name: &str) -> bool {
+    const BUILTINS: &[&str] = &[
+        "__file__", "__name__", "abs", "all", "any", "bool", "bytes", "callable", "dict", "dir",
+        "divmod", "enumerate", "filter", "float", "format", "frozenset", "getattr", "hasattr",
+        "hash", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min",
+        "next", "object", "pow", "print", "range", "repr", "reversed", "round", "set", "slice",
+        "sorted", "str", "sum", "tuple", "type", "vars", "zip",
+    ];
+    BUILTINS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comprehension_targets_are_bound() {
+        let t = Tree::parse("flor.log('n', sum(p.numel() for p in model.parameters()))\n").unwrap();
+        let stmt = t.node(0).children[0];
+        let call = t.node(stmt).children[0];
+        let function = t.field(call, "function").unwrap();
+        let free: Vec<&str> = free_variables(&t, stmt, &[function])
+            .into_iter()
+            .map(|n| t.text(n))
+            .collect();
+        assert_eq!(free, ["sum", "model"]);
+    }
+}
