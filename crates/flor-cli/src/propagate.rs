@@ -68,7 +68,10 @@ pub fn report(args: &PropagateArgs) -> anyhow::Result<Report> {
 pub fn run(args: &PropagateArgs) -> anyhow::Result<ExitCode> {
     let report = report(args)?;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(report.diff.as_bytes()).and_then(|()| out.flush()) {
+    if let Err(e) = out
+        .write_all(report.diff.as_bytes())
+        .and_then(|()| out.flush())
+    {
         // A closed pipe (`| head`) is not an error worth reporting.
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             return Err(e).context("cannot write the diff");
@@ -96,7 +99,11 @@ mod tests {
             "import flor\nfor e in flor.loop('epoch', range(2)):\n    step(model)\n    flor.log('w', model.w)\n    flor.log('g', g)\n",
         )
         .unwrap();
-        std::fs::write(&old, "import flor\nfor e in flor.loop('epoch', range(2)):\n    step(net)\n").unwrap();
+        std::fs::write(
+            &old,
+            "import flor\nfor e in flor.loop('epoch', range(2)):\n    step(net)\n",
+        )
+        .unwrap();
         let args = PropagateArgs {
             stmts: vec!["w".into(), "g".into()],
             from: new,
@@ -104,7 +111,11 @@ mod tests {
         };
         let r = report(&args).unwrap();
         assert!(r.diff.contains("+    flor.log('w', net.w)\n"), "{}", r.diff);
-        assert!(r.diff.starts_with(&format!("--- {}", old.display())), "{}", r.diff);
+        assert!(
+            r.diff.starts_with(&format!("--- {}", old.display())),
+            "{}",
+            r.diff
+        );
         assert_eq!(
             r.notes,
             "w: placed at line 4\ng: cannot place: free variable \"g\" has no counterpart in this version\n"

@@ -164,10 +164,11 @@ impl Matcher<'_, '_> {
                 }
             }
         }
-        let parent_dice = |m: &Self, s: NodeId, d: NodeId| match (m.a.node(s).parent, m.b.node(d).parent) {
-            (Some(ps), Some(pd)) => m.dice(ps, pd),
-            _ => 0.0,
-        };
+        let parent_dice =
+            |m: &Self, s: NodeId, d: NodeId| match (m.a.node(s).parent, m.b.node(d).parent) {
+                (Some(ps), Some(pd)) => m.dice(ps, pd),
+                _ => 0.0,
+            };
         let mut scored: Vec<(f64, f64, NodeId, NodeId)> = ambiguous
             .into_iter()
             .map(|(s, d)| (parent_dice(self, s, d), self.distance(s, d), s, d))
@@ -207,7 +208,9 @@ impl Matcher<'_, '_> {
                     }
                     let dice = self.dice(s, c);
                     let dist = self.distance(s, c);
-                    if dice > MIN_DICE && best.is_none_or(|(bd, bx, _)| dice > bd || (dice == bd && dist < bx)) {
+                    if dice > MIN_DICE
+                        && best.is_none_or(|(bd, bx, _)| dice > bd || (dice == bd && dist < bx))
+                    {
                         best = Some((dice, dist, c));
                     }
                 }
@@ -263,6 +266,48 @@ impl Matcher<'_, '_> {
             }
             self.pair(x, y);
             self.recover(x, y);
+        }
+        if statements {
+            self.pair_alike_statements(s, d);
+        }
+    }
+
+    /// Pairs the statements of two matched blocks that are still unmatched and share most of
+    /// their tokens, best pairs first: `scaler.step(optimizer)` is the new `optimizer.step()`.
+    fn pair_alike_statements(&mut self, s: NodeId, d: NodeId) {
+        let (a, b) = (self.a, self.b);
+        let xs: Vec<NodeId> = a
+            .node(s)
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| !self.excluded[c] && self.map.src[c].is_none())
+            .collect();
+        let ys: Vec<NodeId> = b
+            .node(d)
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| self.map.dst[c].is_none())
+            .collect();
+        let mut scored = Vec::new();
+        for &x in &xs {
+            for &y in &ys {
+                if a.node(x).kind != b.node(y).kind {
+                    continue;
+                }
+                let dice = token_dice(a, x, b, y);
+                if dice >= MIN_TOKEN_DICE {
+                    scored.push((dice, self.distance(x, y), x, y));
+                }
+            }
+        }
+        scored.sort_by(|p, q| q.0.total_cmp(&p.0).then(p.1.total_cmp(&q.1)));
+        for (_, _, x, y) in scored {
+            if self.free(x, y) {
+                self.pair(x, y);
+                self.recover(x, y);
+            }
         }
     }
 }
@@ -391,7 +436,12 @@ mod tests {
             "for x, y in flor.loop('step', loader):\n    out = model(x)\n    loss = criterion(out, y)\n",
             "for inputs, targets in flor.loop('step', train_loader):\n    outputs = net(inputs)\n    loss = crit(outputs, targets)\n",
         );
-        for want in [("x", "inputs"), ("model", "net"), ("out", "outputs"), ("loader", "train_loader")] {
+        for want in [
+            ("x", "inputs"),
+            ("model", "net"),
+            ("out", "outputs"),
+            ("loader", "train_loader"),
+        ] {
             assert!(
                 pairs.contains(&(want.0.to_owned(), want.1.to_owned())),
                 "{want:?} not in {pairs:?}"

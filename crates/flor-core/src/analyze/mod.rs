@@ -186,7 +186,11 @@ pub fn read_script(source: &str) -> Result<ScriptInfo, AnalyzeError> {
 /// (the statement starting on that line of the new version). Fails when today's script does not
 /// parse or a selector matches nothing in it; anything wrong with the old version becomes a
 /// [`Outcome::CannotPlace`] instead, so one bad version never stops the others.
-pub fn propagate(new_src: &str, old_src: &str, stmts: &[&str]) -> Result<Propagation, AnalyzeError> {
+pub fn propagate(
+    new_src: &str,
+    old_src: &str,
+    stmts: &[&str],
+) -> Result<Propagation, AnalyzeError> {
     let new_tree = Tree::parse(new_src).map_err(|e| AnalyzeError::Syntax { line: e.line })?;
     let new = Script::new(&new_tree);
     let selected = select(&new, stmts)?;

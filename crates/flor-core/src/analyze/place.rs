@@ -9,7 +9,7 @@
 //! lines and leaves every other byte of the old file as it was.
 
 use super::gumtree::Mapping;
-use super::rename::{free_variables, Renames};
+use super::rename::{free_variables, is_attribute_name, Renames};
 use super::sites::Script;
 use super::tree::{is_block, NodeId, Tree};
 use super::Reason;
@@ -49,12 +49,20 @@ impl<'s> Context<'_, 's> {
     }
 
     /// Places the statement `stmt` (holding the log call `call`) of the new version.
-    pub fn place(&self, stmt: NodeId, call: NodeId, excluded: &[bool]) -> Result<Insertion, Reason> {
+    pub fn place(
+        &self,
+        stmt: NodeId,
+        call: NodeId,
+        excluded: &[bool],
+    ) -> Result<Insertion, Reason> {
         let (a, b) = (self.a(), self.b());
         let loops = self.new.chain(stmt);
         for &l in &loops {
             let name = self.new.chain_names(&[l]).concat();
-            let mapped = self.mapping.dst_of(l).is_some_and(|d| self.old.loops.contains_key(&d));
+            let mapped = self
+                .mapping
+                .dst_of(l)
+                .is_some_and(|d| self.old.loops.contains_key(&d));
             if !mapped && !self.old.chain_names_all().contains(&name) {
                 return Err(Reason::MissingLoop { name });
             }
@@ -82,7 +90,9 @@ impl<'s> Context<'_, 's> {
                 None => self.no_context(stmt),
             });
         };
-        let indent = b.indent_of(site).ok_or(Reason::SharedLine { line: b.line(site) })?;
+        let indent = b
+            .indent_of(site)
+            .ok_or(Reason::SharedLine { line: b.line(site) })?;
         let offset = match anchor {
             Anchor::After(d) => line_after(b.src, b.node(d).end),
             Anchor::Before(d) => b.line_start(b.node(d).start),
@@ -117,7 +127,11 @@ impl<'s> Context<'_, 's> {
             .filter_map(|&s| counterpart(s))
             .map(Anchor::After)
             .collect();
-        if let Some(block) = self.mapping.dst_of(parent).filter(|&d| is_block(b.node(d).kind)) {
+        if let Some(block) = self
+            .mapping
+            .dst_of(parent)
+            .filter(|&d| is_block(b.node(d).kind))
+        {
             out.push(Anchor::Start(block));
         }
         out.extend(
@@ -146,7 +160,11 @@ impl<'s> Context<'_, 's> {
         let outer = a.ancestors(stmt).find(|&n| a.is_statement(n));
         match outer {
             Some(n) => Reason::NoContext {
-                kind: a.node(n).kind.trim_end_matches("_statement").replace('_', " "),
+                kind: a
+                    .node(n)
+                    .kind
+                    .trim_end_matches("_statement")
+                    .replace('_', " "),
                 line: a.line(n),
             },
             None => Reason::NoContext {
@@ -192,12 +210,24 @@ impl<'s> Context<'_, 's> {
                 }
             }
         }
+        let (start, end) = (a.node(stmt).start, a.node(stmt).end);
+        for n in stmt..stmt + a.node(stmt).size {
+            if is_attribute_name(a, n) && !a.contains(function, n) {
+                let old = self.renames.translate_attribute(a.text(n));
+                if old != a.text(n) {
+                    edits.push((a.node(n).start, a.node(n).end, old.to_owned()));
+                }
+            }
+        }
         let spelling = self.log_spelling.as_deref().ok_or(Reason::NoFlorImport)?;
         if a.text(function) != spelling {
-            edits.push((a.node(function).start, a.node(function).end, spelling.to_owned()));
+            edits.push((
+                a.node(function).start,
+                a.node(function).end,
+                spelling.to_owned(),
+            ));
         }
         edits.sort_by_key(|e| e.0);
-        let (start, end) = (a.node(stmt).start, a.node(stmt).end);
         let mut out = String::with_capacity(end - start);
         let mut at = start;
         for (s, e, text) in edits {
@@ -228,9 +258,11 @@ impl<'s> Context<'_, 's> {
                 let text = t.text(n);
                 let token = match node.kind {
                     "string_start" | "string_end" => text.replace('\'', "\""),
-                    "identifier" if !old_side && t.is_variable(n) => {
-                        self.renames.translate(t, n, text).unwrap_or(text).to_owned()
-                    }
+                    "identifier" if !old_side && t.is_variable(n) => self
+                        .renames
+                        .translate(t, n, text)
+                        .unwrap_or(text)
+                        .to_owned(),
                     _ => text.to_owned(),
                 };
                 out.push(token);
@@ -244,13 +276,18 @@ impl<'s> Context<'_, 's> {
 impl Script<'_, '_> {
     /// Every loop name in the script, owned.
     fn chain_names_all(&self) -> Vec<String> {
-        self.loops.values().map(|(_, n)| n.as_str().to_owned()).collect()
+        self.loops
+            .values()
+            .map(|(_, n)| n.as_str().to_owned())
+            .collect()
     }
 }
 
 /// The byte after the end of the line holding `offset` (the end of the file if it has no newline).
 fn line_after(src: &str, offset: usize) -> usize {
-    src[offset..].find('\n').map_or(src.len(), |i| offset + i + 1)
+    src[offset..]
+        .find('\n')
+        .map_or(src.len(), |i| offset + i + 1)
 }
 
 /// Moves a statement from indentation `from` to `to`, line by line.

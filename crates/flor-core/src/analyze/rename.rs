@@ -5,6 +5,8 @@
 //! `m` does not borrow the name that the rest of the file uses. A free variable of the statement
 //! without votes keeps its name when the old version uses that name too (or it is a builtin), and
 //! otherwise has no counterpart, which makes the statement impossible to place honestly.
+//! Attribute names (`self.net` becoming `self.model`) are voted on the same way but never block a
+//! placement: an attribute without votes keeps its name.
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +18,8 @@ pub(crate) struct Renames<'s> {
     global: HashMap<&'s str, HashMap<&'s str, usize>>,
     /// Votes cast inside each function definition of the new version, by its node.
     scoped: HashMap<NodeId, HashMap<&'s str, HashMap<&'s str, usize>>>,
+    /// Votes for attribute names (`x.NAME`).
+    attrs: HashMap<&'s str, HashMap<&'s str, usize>>,
     /// Every variable name the old version uses.
     old_names: HashSet<&'s str>,
 }
@@ -24,7 +28,16 @@ impl<'s> Renames<'s> {
     pub fn new(a: &Tree<'s>, b: &Tree<'s>, mapping: &Mapping) -> Self {
         let mut global: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
         let mut scoped: HashMap<NodeId, HashMap<&str, HashMap<&str, usize>>> = HashMap::new();
+        let mut attrs: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
         for (s, d) in mapping.pairs() {
+            if is_attribute_name(a, s) && is_attribute_name(b, d) {
+                *attrs
+                    .entry(a.text(s))
+                    .or_default()
+                    .entry(b.text(d))
+                    .or_default() += 1;
+                continue;
+            }
             if !a.is_variable(s) || !b.is_variable(d) {
                 continue;
             }
@@ -47,8 +60,17 @@ impl<'s> Renames<'s> {
         Renames {
             global,
             scoped,
+            attrs,
             old_names,
         }
+    }
+
+    /// The old name of an attribute, by majority; itself when nothing voted.
+    pub fn translate_attribute(&self, name: &'s str) -> &'s str {
+        self.attrs
+            .get(name)
+            .and_then(|v| majority(v, name))
+            .unwrap_or(name)
     }
 
     /// The old name for `name` used at node `at` of the new version, or `None` when it has no
@@ -59,22 +81,34 @@ impl<'s> Renames<'s> {
             .and_then(|s| s.get(name))
             .or_else(|| self.global.get(name));
         if let Some(votes) = votes {
-            // Most votes wins; a tie keeps the name itself if it is a candidate, else the first
-            // name in alphabetical order, so the answer never depends on hashing.
-            let best = votes.values().copied().max().unwrap_or(0);
-            let mut winners: Vec<&str> = votes
-                .iter()
-                .filter(|(_, &n)| n == best)
-                .map(|(&k, _)| k)
-                .collect();
-            winners.sort_unstable();
-            if winners.contains(&name) {
-                return Some(name);
-            }
-            return winners.first().copied();
+            return majority(votes, name);
         }
         (self.old_names.contains(name) || is_builtin(name)).then_some(name)
     }
+}
+
+/// Most votes wins; a tie keeps the name itself if it is a candidate, else the first name in
+/// alphabetical order, so the answer never depends on hashing.
+fn majority<'s>(votes: &HashMap<&'s str, usize>, name: &'s str) -> Option<&'s str> {
+    let best = votes.values().copied().max()?;
+    let mut winners: Vec<&str> = votes
+        .iter()
+        .filter(|(_, &n)| n == best)
+        .map(|(&k, _)| k)
+        .collect();
+    winners.sort_unstable();
+    if winners.contains(&name) {
+        return Some(name);
+    }
+    winners.first().copied()
+}
+
+/// Whether an identifier is the name part of `x.name`.
+pub(crate) fn is_attribute_name(t: &Tree, id: NodeId) -> bool {
+    let n = t.node(id);
+    n.kind == "identifier"
+        && n.field == Some("attribute")
+        && n.parent.is_some_and(|p| t.node(p).kind == "attribute")
 }
 
 /// The innermost function definition around a node.
@@ -108,11 +142,52 @@ pub(crate) fn free_variables(t: &Tree, stmt: NodeId, skip: &[NodeId]) -> Vec<Nod
 
 fn is_builtin(name: &str) -> bool {
     const BUILTINS: &[&str] = &[
-        "__file__", "__name__", "abs", "all", "any", "bool", "bytes", "callable", "dict", "dir",
-        "divmod", "enumerate", "filter", "float", "format", "frozenset", "getattr", "hasattr",
-        "hash", "id", "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min",
-        "next", "object", "pow", "print", "range", "repr", "reversed", "round", "set", "slice",
-        "sorted", "str", "sum", "tuple", "type", "vars", "zip",
+        "__file__",
+        "__name__",
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "bytes",
+        "callable",
+        "dict",
+        "dir",
+        "divmod",
+        "enumerate",
+        "filter",
+        "float",
+        "format",
+        "frozenset",
+        "getattr",
+        "hasattr",
+        "hash",
+        "id",
+        "int",
+        "isinstance",
+        "issubclass",
+        "iter",
+        "len",
+        "list",
+        "map",
+        "max",
+        "min",
+        "next",
+        "object",
+        "pow",
+        "print",
+        "range",
+        "repr",
+        "reversed",
+        "round",
+        "set",
+        "slice",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "type",
+        "vars",
+        "zip",
     ];
     BUILTINS.contains(&name)
 }

@@ -147,17 +147,15 @@ impl<'t, 's> Script<'t, 's> {
         for id in 0..tree.len() {
             let node = tree.node(id);
             match node.kind {
-                "call" => {
-                    match script.api_of(id) {
-                        Some(Api::Log) => script.log_calls.push(id),
-                        Some(_) => {}
-                        None => {
-                            if let Some(name) = script.callee_name(id) {
-                                script.calls.entry(name).or_default().push(id);
-                            }
+                "call" => match script.api_of(id) {
+                    Some(Api::Log) => script.log_calls.push(id),
+                    Some(_) => {}
+                    None => {
+                        if let Some(name) = script.callee_name(id) {
+                            script.calls.entry(name).or_default().push(id);
                         }
                     }
-                }
+                },
                 "for_statement" => {
                     let right = tree.field(id, "right");
                     if let Some(call) = right.and_then(|r| script.find_api(r, Api::Loop)) {
@@ -167,7 +165,11 @@ impl<'t, 's> Script<'t, 's> {
                     }
                 }
                 "with_statement" => {
-                    let clause = node.children.iter().copied().find(|&c| tree.node(c).kind == "with_clause");
+                    let clause = node
+                        .children
+                        .iter()
+                        .copied()
+                        .find(|&c| tree.node(c).kind == "with_clause");
                     if let Some(call) = clause.and_then(|c| script.find_api(c, Api::Iteration)) {
                         script
                             .loops
@@ -295,7 +297,9 @@ impl<'t, 's> Script<'t, 's> {
         let children = &tree.node(args).children;
         let keyword = children.iter().copied().find(|&a| {
             tree.node(a).kind == "keyword_argument"
-                && tree.field(a, "name").is_some_and(|n| tree.text(n) == "name")
+                && tree
+                    .field(a, "name")
+                    .is_some_and(|n| tree.text(n) == "name")
         });
         match keyword {
             Some(k) => tree.field(k, "value"),

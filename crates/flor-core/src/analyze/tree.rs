@@ -222,7 +222,10 @@ impl<'s> Tree<'s> {
     pub fn indent_of(&self, id: NodeId) -> Option<&'s str> {
         let start = self.nodes[id].start;
         let prefix = &self.src[self.line_start(start)..start];
-        prefix.chars().all(|c| c == ' ' || c == '\t').then_some(prefix)
+        prefix
+            .chars()
+            .all(|c| c == ' ' || c == '\t')
+            .then_some(prefix)
     }
 }
 
