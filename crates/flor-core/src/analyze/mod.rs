@@ -320,7 +320,6 @@ fn select(new: &Script, stmts: &[&str]) -> Result<Vec<(String, NodeId, NodeId)>,
 
 /// The line of an old statement that logs the same name with the same arguments, after renaming.
 fn already_present(cx: &Context, name: &str, stmt: NodeId, call: NodeId) -> Option<usize> {
-    let want = cx.signature(false, stmt, call);
     let old = cx.old;
     old.log_calls.iter().find_map(|&c| {
         let lit = old.first_arg_name(c);
@@ -328,6 +327,7 @@ fn already_present(cx: &Context, name: &str, stmt: NodeId, call: NodeId) -> Opti
             return None;
         }
         let s = old.tree.statement_of(c)?;
-        (cx.signature(true, s, c) == want).then(|| old.tree.line(s))
+        let same = cx.signature(true, s, c, s) == cx.signature(false, stmt, call, s);
+        same.then(|| old.tree.line(s))
     })
 }

@@ -98,7 +98,7 @@ impl<'s> Context<'_, 's> {
             Anchor::Before(d) => b.line_start(b.node(d).start),
             Anchor::Start(block) => self.block_start(block, site),
         };
-        let text = self.rewrite(stmt, call)?;
+        let text = self.rewrite(stmt, call, site)?;
         let text = reindent(&text, a.indent_of(stmt).unwrap_or(""), indent);
         Ok(Insertion {
             offset,
@@ -194,13 +194,13 @@ impl<'s> Context<'_, 's> {
     }
 
     /// Today's statement text in the old version's names.
-    fn rewrite(&self, stmt: NodeId, call: NodeId) -> Result<String, Reason> {
-        let a = self.a();
+    fn rewrite(&self, stmt: NodeId, call: NodeId, site: NodeId) -> Result<String, Reason> {
+        let (a, b) = (self.a(), self.b());
         let function = a.field(call, "function").unwrap_or(call);
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
         for v in free_variables(a, stmt, &[function]) {
             let name = a.text(v);
-            match self.renames.translate(a, v, name) {
+            match self.renames.translate(a, v, b, site, name) {
                 Some(old) if old == name => {}
                 Some(old) => edits.push((a.node(v).start, a.node(v).end, old.to_owned())),
                 None => {
@@ -241,7 +241,14 @@ impl<'s> Context<'_, 's> {
 
     /// The leaf tokens of a log statement, for deciding whether two statements are the same: the
     /// call's function becomes one token, quotes are unified and, on the new side, names translated.
-    pub fn signature(&self, old_side: bool, stmt: NodeId, call: NodeId) -> Vec<String> {
+    /// `site` is the old statement compared with.
+    pub fn signature(
+        &self,
+        old_side: bool,
+        stmt: NodeId,
+        call: NodeId,
+        site: NodeId,
+    ) -> Vec<String> {
         let t = if old_side { self.b() } else { self.a() };
         let function = t.field(call, "function").unwrap_or(call);
         let mut out = Vec::new();
@@ -260,9 +267,12 @@ impl<'s> Context<'_, 's> {
                     "string_start" | "string_end" => text.replace('\'', "\""),
                     "identifier" if !old_side && t.is_variable(n) => self
                         .renames
-                        .translate(t, n, text)
+                        .translate(t, n, self.b(), site, text)
                         .unwrap_or(text)
                         .to_owned(),
+                    "identifier" if !old_side && is_attribute_name(t, n) => {
+                        self.renames.translate_attribute(text).to_owned()
+                    }
                     _ => text.to_owned(),
                 };
                 out.push(token);

@@ -1,51 +1,48 @@
 //! Translating today's names into an old version's names.
 //!
 //! Every matched pair of variable identifiers is a vote `new name -> old name`; a name takes its
-//! majority. Votes from the statement's own function count first, so a helper that calls its model
-//! `m` does not borrow the name that the rest of the file uses. A free variable of the statement
-//! without votes keeps its name when the old version uses that name too (or it is a builtin), and
-//! otherwise has no counterpart, which makes the statement impossible to place honestly.
-//! Attribute names (`self.net` becoming `self.model`) are voted on the same way but never block a
-//! placement: an attribute without votes keeps its name.
+//! majority. Votes are kept by scope pair (the innermost function around each side, or the module)
+//! and the nearest scope that has votes decides: first the pairs from the statement's function to
+//! the function it lands in, then those landing in that function, then those from the statement's
+//! function, then all. So a helper that calls its model `m`, or an old helper that called it `net`,
+//! does not borrow the name the rest of the file uses. A free variable without votes keeps its
+//! name when the old version uses that name too (or it is a builtin), and otherwise has no
+//! counterpart, which makes the statement impossible to place honestly. Attribute names
+//! (`self.net` becoming `self.model`) are voted on too but never block a placement: an attribute
+//! without votes keeps its name.
 
 use std::collections::{HashMap, HashSet};
 
 use super::gumtree::Mapping;
 use super::tree::{NodeId, Tree};
 
+type Votes<'s> = HashMap<&'s str, HashMap<&'s str, usize>>;
+
+/// A scope: the innermost function definition, or `None` for the module.
+type Scope = Option<NodeId>;
+
 /// The majority translation of new names into old names.
 pub(crate) struct Renames<'s> {
-    global: HashMap<&'s str, HashMap<&'s str, usize>>,
-    /// Votes cast inside each function definition of the new version, by its node.
-    scoped: HashMap<NodeId, HashMap<&'s str, HashMap<&'s str, usize>>>,
+    /// Variable votes by (new scope, old scope).
+    votes: HashMap<(Scope, Scope), Votes<'s>>,
     /// Votes for attribute names (`x.NAME`).
-    attrs: HashMap<&'s str, HashMap<&'s str, usize>>,
+    attrs: Votes<'s>,
     /// Every variable name the old version uses.
     old_names: HashSet<&'s str>,
 }
 
 impl<'s> Renames<'s> {
     pub fn new(a: &Tree<'s>, b: &Tree<'s>, mapping: &Mapping) -> Self {
-        let mut global: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
-        let mut scoped: HashMap<NodeId, HashMap<&str, HashMap<&str, usize>>> = HashMap::new();
-        let mut attrs: HashMap<&str, HashMap<&str, usize>> = HashMap::new();
+        let mut votes: HashMap<(Scope, Scope), Votes> = HashMap::new();
+        let mut attrs: Votes = HashMap::new();
         for (s, d) in mapping.pairs() {
-            if is_attribute_name(a, s) && is_attribute_name(b, d) {
-                *attrs
-                    .entry(a.text(s))
-                    .or_default()
-                    .entry(b.text(d))
-                    .or_default() += 1;
-                continue;
-            }
-            if !a.is_variable(s) || !b.is_variable(d) {
-                continue;
-            }
             let (from, to) = (a.text(s), b.text(d));
-            *global.entry(from).or_default().entry(to).or_default() += 1;
-            if let Some(def) = enclosing_function(a, s) {
-                *scoped
-                    .entry(def)
+            if is_attribute_name(a, s) && is_attribute_name(b, d) {
+                *attrs.entry(from).or_default().entry(to).or_default() += 1;
+            } else if a.is_variable(s) && b.is_variable(d) {
+                let scopes = (enclosing_function(a, s), enclosing_function(b, d));
+                *votes
+                    .entry(scopes)
                     .or_default()
                     .entry(from)
                     .or_default()
@@ -58,8 +55,7 @@ impl<'s> Renames<'s> {
             .map(|d| b.text(d))
             .collect();
         Renames {
-            global,
-            scoped,
+            votes,
             attrs,
             old_names,
         }
@@ -73,15 +69,39 @@ impl<'s> Renames<'s> {
             .unwrap_or(name)
     }
 
-    /// The old name for `name` used at node `at` of the new version, or `None` when it has no
-    /// counterpart there.
-    pub fn translate(&self, a: &Tree<'s>, at: NodeId, name: &'s str) -> Option<&'s str> {
-        let votes = enclosing_function(a, at)
-            .and_then(|def| self.scoped.get(&def))
-            .and_then(|s| s.get(name))
-            .or_else(|| self.global.get(name));
-        if let Some(votes) = votes {
-            return majority(votes, name);
+    /// The old name for variable `name`, read at node `at` of the new version and landing at
+    /// node `to` of the old one, or `None` when it has no counterpart there.
+    pub fn translate(
+        &self,
+        a: &Tree<'s>,
+        at: NodeId,
+        b: &Tree<'s>,
+        to: NodeId,
+        name: &'s str,
+    ) -> Option<&'s str> {
+        let (from_scope, to_scope) = (enclosing_function(a, at), enclosing_function(b, to));
+        let tally = |keep: &dyn Fn(Scope, Scope) -> bool| -> HashMap<&'s str, usize> {
+            let mut out = HashMap::new();
+            for (&(fs, ts), votes) in &self.votes {
+                if keep(fs, ts) {
+                    for (&old, &n) in votes.get(name).into_iter().flatten() {
+                        *out.entry(old).or_insert(0) += n;
+                    }
+                }
+            }
+            out
+        };
+        let levels: [&dyn Fn(Scope, Scope) -> bool; 4] = [
+            &|fs, ts| fs == from_scope && ts == to_scope,
+            &|_, ts| ts == to_scope,
+            &|fs, _| fs == from_scope,
+            &|_, _| true,
+        ];
+        for keep in levels {
+            let votes = tally(keep);
+            if !votes.is_empty() {
+                return majority(&votes, name);
+            }
         }
         (self.old_names.contains(name) || is_builtin(name)).then_some(name)
     }
@@ -112,7 +132,7 @@ pub(crate) fn is_attribute_name(t: &Tree, id: NodeId) -> bool {
 }
 
 /// The innermost function definition around a node.
-fn enclosing_function(t: &Tree, id: NodeId) -> Option<NodeId> {
+pub(crate) fn enclosing_function(t: &Tree, id: NodeId) -> Option<NodeId> {
     t.ancestors(id)
         .find(|&a| t.node(a).kind == "function_definition")
 }
