@@ -13,7 +13,7 @@
 //! Source nodes marked `excluded` (the statements being propagated) never take part: the new
 //! statement can therefore never be mistaken for a look-alike in the old version.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::tree::{is_block, NodeId, Tree};
 
@@ -246,7 +246,23 @@ impl Matcher<'_, '_> {
             self.pair_subtrees(x, y);
         }
         let (xs, ys) = (free_a(self), free_b(self));
-        for (x, y) in lcs(&xs, &ys, |&x, &y| a.node(x).shape == b.node(y).shape) {
+        // Two leaves with different names pair by position only when neither name occurs on the
+        // other side: in `i, (images, labels)` against `images, labels`, `i` is new, not a
+        // rename of `images`.
+        let needs_names = xs.iter().any(|&x| a.node(x).height == 1);
+        let (names_a, names_b) = if needs_names {
+            (leaf_values(a, s), leaf_values(b, d))
+        } else {
+            Default::default()
+        };
+        let same_shape = |&x: &NodeId, &y: &NodeId| {
+            let (nx, ny) = (a.node(x), b.node(y));
+            nx.shape == ny.shape
+                && (nx.height > 1
+                    || nx.value == ny.value
+                    || !(names_a.contains(&*ny.value) || names_b.contains(&*nx.value)))
+        };
+        for (x, y) in lcs(&xs, &ys, same_shape) {
             self.pair_subtrees(x, y);
         }
         let (xs, ys) = (free_a(self), free_b(self));
@@ -339,6 +355,14 @@ fn token_dice(a: &Tree, x: NodeId, b: &Tree, y: NodeId) -> f64 {
         .map(|(k, &n)| n.min(tb.get(k).copied().unwrap_or(0)))
         .sum();
     2.0 * common as f64 / total as f64
+}
+
+/// The texts of the leaves under a node.
+fn leaf_values<'s>(t: &Tree<'s>, root: NodeId) -> HashSet<&'s str> {
+    (root..root + t.node(root).size)
+        .filter(|&n| t.node(n).children.is_empty())
+        .map(|n| t.text(n))
+        .collect()
 }
 
 /// Longest common subsequence of two short lists, as index pairs in order.
