@@ -1,19 +1,24 @@
-//! GumTree matching (Falleri et al., ASE 2014) between two [`Tree`]s.
+//! GumTree matching (Falleri et al., ASE 2014) between two [`Tree`]s, tuned for statements.
 //!
-//! Three phases, each only adding pairs of nodes with the same kind:
+//! Phases, each only adding pairs of nodes with the same kind:
 //! 1. *top-down*: the highest isomorphic subtrees (equal exact hashes, height at least
 //!    [`MIN_HEIGHT`]); a subtree with several isomorphic partners is settled by how well the parents
 //!    match, then by relative position;
 //! 2. *bottom-up*: an unmatched inner node is paired with the unmatched node of the same kind that
 //!    holds the most counterparts of its descendants, if their dice exceeds [`MIN_DICE`];
-//! 3. *recovery*, under every matched pair: unmatched children are paired in order by exact hash,
-//!    then by shape (the same code up to names: this is what finds renamed variables), then by a kind
-//!    that occurs once on each side.
+//! 3. *recovery*, under every matched pair: unmatched children are paired in order by exact hash;
+//!    statements then by shared tokens (`scaler.step(optimizer)` is the new `optimizer.step()`);
+//!    then children in order by shape (the same code up to names: this finds renamed variables,
+//!    but a leaf only pairs with a differently named leaf when neither name occurs on the other
+//!    side); then by a kind that occurs once on each side;
+//! 4. *rescue*: statements still unmatched pair with an unmatched old statement sharing most of
+//!    their tokens, wherever it is, because code moved into a new function has no matched
+//!    container to be recovered under.
 //!
 //! Source nodes marked `excluded` (the statements being propagated) never take part: the new
 //! statement can therefore never be mistaken for a look-alike in the old version.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::tree::{is_block, NodeId, Tree};
 
@@ -66,6 +71,7 @@ pub(crate) fn match_trees(src: &Tree, dst: &Tree, excluded: &[bool]) -> Mapping 
             m.recover(s, d);
         }
     }
+    m.rescue_statements();
     m.map
 }
 
@@ -225,48 +231,22 @@ impl Matcher<'_, '_> {
     /// Pairs the unmatched children of a matched pair, then recurses into new pairs.
     fn recover(&mut self, s: NodeId, d: NodeId) {
         let (a, b) = (self.a, self.b);
-        let free_a = |m: &Self| -> Vec<NodeId> {
-            a.node(s)
-                .children
-                .iter()
-                .copied()
-                .filter(|&c| !m.excluded[c] && m.map.src[c].is_none())
-                .collect()
-        };
-        let free_b = |m: &Self| -> Vec<NodeId> {
-            b.node(d)
-                .children
-                .iter()
-                .copied()
-                .filter(|&c| m.map.dst[c].is_none())
-                .collect()
-        };
-        let (xs, ys) = (free_a(self), free_b(self));
+        let statements = is_block(a.node(s).kind);
+        let (xs, ys) = self.free_children(s, d);
         for (x, y) in lcs(&xs, &ys, |&x, &y| a.node(x).hash == b.node(y).hash) {
             self.pair_subtrees(x, y);
         }
-        let (xs, ys) = (free_a(self), free_b(self));
-        // Two leaves with different names pair by position only when neither name occurs on the
-        // other side: in `i, (images, labels)` against `images, labels`, `i` is new, not a
-        // rename of `images`.
-        let needs_names = xs.iter().any(|&x| a.node(x).height == 1);
-        let (names_a, names_b) = if needs_names {
-            (leaf_values(a, s), leaf_values(b, d))
-        } else {
-            Default::default()
-        };
+        if statements {
+            self.pair_alike_statements(s, d);
+        }
+        let (xs, ys) = self.free_children(s, d);
         let same_shape = |&x: &NodeId, &y: &NodeId| {
-            let (nx, ny) = (a.node(x), b.node(y));
-            nx.shape == ny.shape
-                && (nx.height > 1
-                    || nx.value == ny.value
-                    || !(names_a.contains(&*ny.value) || names_b.contains(&*nx.value)))
+            a.node(x).shape == b.node(y).shape && (a.node(x).height > 1 || self.leaves_agree(x, y))
         };
         for (x, y) in lcs(&xs, &ys, same_shape) {
-            self.pair_subtrees(x, y);
+            self.pair_shaped(x, y);
         }
-        let (xs, ys) = (free_a(self), free_b(self));
-        let statements = is_block(a.node(s).kind);
+        let (xs, ys) = self.free_children(s, d);
         for &x in &xs {
             let kind = a.node(x).kind;
             let mut same_a = xs.iter().filter(|&&x2| a.node(x2).kind == kind);
@@ -280,11 +260,86 @@ impl Matcher<'_, '_> {
             if statements && token_dice(a, x, b, y) < MIN_TOKEN_DICE {
                 continue;
             }
+            if a.node(x).height == 1 && !self.leaves_agree(x, y) {
+                continue;
+            }
             self.pair(x, y);
             self.recover(x, y);
         }
-        if statements {
-            self.pair_alike_statements(s, d);
+    }
+
+    fn free_children(&self, s: NodeId, d: NodeId) -> (Vec<NodeId>, Vec<NodeId>) {
+        let xs = self.a.node(s).children.iter().copied();
+        let ys = self.b.node(d).children.iter().copied();
+        (
+            xs.filter(|&c| !self.excluded[c] && self.map.src[c].is_none())
+                .collect(),
+            ys.filter(|&c| self.map.dst[c].is_none()).collect(),
+        )
+    }
+
+    /// Pairs two subtrees of the same shape node by node, skipping leaf pairs that disagree.
+    fn pair_shaped(&mut self, s: NodeId, d: NodeId) {
+        for k in 0..self.a.node(s).size {
+            let (x, y) = (s + k, d + k);
+            if self.a.node(x).kind == self.b.node(y).kind
+                && (self.a.node(x).height > 1 || self.leaves_agree(x, y))
+            {
+                self.pair(x, y);
+            }
+        }
+    }
+
+    /// Whether two leaves may be paired: same text, or a rename, which means neither text occurs
+    /// in the other side's statement. In `scaler.step(optimizer)` against `optimizer.step()`,
+    /// `scaler` is new, not a rename of `optimizer`.
+    fn leaves_agree(&self, x: NodeId, y: NodeId) -> bool {
+        let (a, b) = (self.a, self.b);
+        if a.node(x).value == b.node(y).value {
+            return true;
+        }
+        let in_statement = |t: &Tree, n: NodeId, text: &str| {
+            let stmt = t.statement_of(n).unwrap_or(n);
+            own_tokens(t, stmt).contains_key(text)
+        };
+        !in_statement(a, x, b.text(y)) && !in_statement(b, y, a.text(x))
+    }
+
+    /// Pairs unmatched statements of the new version with unmatched statements of the old one
+    /// that share most of their tokens, wherever they are: code moved into a new function has no
+    /// matched container to be recovered under.
+    fn rescue_statements(&mut self) {
+        let (a, b) = (self.a, self.b);
+        let mut ys: HashMap<&str, Vec<NodeId>> = HashMap::new();
+        for y in 0..b.len() {
+            if b.is_statement(y) && self.map.dst[y].is_none() {
+                ys.entry(b.node(y).kind).or_default().push(y);
+            }
+        }
+        for x in 0..a.len() {
+            if self.excluded[x] || self.map.src[x].is_some() || !a.is_statement(x) {
+                continue;
+            }
+            let Some(candidates) = ys.get(a.node(x).kind) else {
+                continue;
+            };
+            let mut best: Option<(f64, f64, NodeId)> = None;
+            for &y in candidates {
+                if self.map.dst[y].is_some() {
+                    continue;
+                }
+                let dice = token_dice(a, x, b, y);
+                let dist = self.distance(x, y);
+                if dice >= MIN_TOKEN_DICE
+                    && best.is_none_or(|(bd, bx, _)| dice > bd || (dice == bd && dist < bx))
+                {
+                    best = Some((dice, dist, y));
+                }
+            }
+            if let Some((_, _, y)) = best {
+                self.pair(x, y);
+                self.recover(x, y);
+            }
         }
     }
 
@@ -328,24 +383,26 @@ impl Matcher<'_, '_> {
     }
 }
 
-/// Dice of the leaf tokens of two statements, leaving out nested blocks: how alike their own code is.
-fn token_dice(a: &Tree, x: NodeId, b: &Tree, y: NodeId) -> f64 {
-    fn tokens<'s>(t: &Tree<'s>, root: NodeId) -> HashMap<&'s str, usize> {
-        let mut out = HashMap::new();
-        let mut stack = vec![root];
-        while let Some(n) = stack.pop() {
-            let node = t.node(n);
-            if n != root && node.kind == "block" {
-                continue;
-            }
-            if node.children.is_empty() {
-                *out.entry(t.text(n)).or_insert(0) += 1;
-            }
-            stack.extend(node.children.iter().copied());
+/// The leaf tokens of a statement, leaving out nested blocks: its own code.
+fn own_tokens<'s>(t: &Tree<'s>, root: NodeId) -> HashMap<&'s str, usize> {
+    let mut out = HashMap::new();
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        let node = t.node(n);
+        if n != root && node.kind == "block" {
+            continue;
         }
-        out
+        if node.children.is_empty() {
+            *out.entry(t.text(n)).or_insert(0) += 1;
+        }
+        stack.extend(node.children.iter().copied());
     }
-    let (ta, tb) = (tokens(a, x), tokens(b, y));
+    out
+}
+
+/// Dice of the leaf tokens of two statements: how alike their own code is.
+fn token_dice(a: &Tree, x: NodeId, b: &Tree, y: NodeId) -> f64 {
+    let (ta, tb) = (own_tokens(a, x), own_tokens(b, y));
     let total: usize = ta.values().sum::<usize>() + tb.values().sum::<usize>();
     if total == 0 {
         return 1.0;
@@ -355,14 +412,6 @@ fn token_dice(a: &Tree, x: NodeId, b: &Tree, y: NodeId) -> f64 {
         .map(|(k, &n)| n.min(tb.get(k).copied().unwrap_or(0)))
         .sum();
     2.0 * common as f64 / total as f64
-}
-
-/// The texts of the leaves under a node.
-fn leaf_values<'s>(t: &Tree<'s>, root: NodeId) -> HashSet<&'s str> {
-    (root..root + t.node(root).size)
-        .filter(|&n| t.node(n).children.is_empty())
-        .map(|n| t.text(n))
-        .collect()
 }
 
 /// Longest common subsequence of two short lists, as index pairs in order.
