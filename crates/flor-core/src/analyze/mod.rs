@@ -112,7 +112,7 @@ impl fmt::Display for Reason {
     }
 }
 
-/// What became of one statement in one old version.
+/// What became of one statement in one old version. Lines are 1-based lines of the spliced source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Spliced in; `line` is its first line in the spliced source, `text` the inserted lines.
@@ -249,6 +249,18 @@ pub fn propagate(
     }
     let just: Vec<Insertion> = insertions.iter().map(|(_, ins)| ins.clone()).collect();
     let (source, lines) = splice(old_src, &just);
+    // An old statement moves down by the lines inserted at or before its own line.
+    for outcome in outcomes.iter_mut().flatten() {
+        if let Outcome::AlreadyPresent { line, .. } = outcome {
+            let start = line_offset(old_src, *line);
+            let shift: usize = just
+                .iter()
+                .filter(|ins| ins.offset <= start)
+                .map(|ins| ins.text.lines().count())
+                .sum();
+            *line += shift;
+        }
+    }
     for ((i, ins), line) in insertions.into_iter().zip(lines) {
         outcomes[i] = Some(Outcome::Placed {
             name: selected[i].0.clone(),
@@ -260,6 +272,16 @@ pub fn propagate(
         outcomes: outcomes.into_iter().flatten().collect(),
         source,
     })
+}
+
+/// Byte offset of the start of 1-based line `line`.
+fn line_offset(src: &str, line: usize) -> usize {
+    if line <= 1 {
+        return 0;
+    }
+    src.match_indices('\n')
+        .nth(line - 2)
+        .map_or(src.len(), |(i, _)| i + 1)
 }
 
 /// Resolves selectors to `(name, statement, log call)` triples of the new version.
