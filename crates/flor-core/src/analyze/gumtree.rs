@@ -129,10 +129,7 @@ impl Matcher<'_, '_> {
         qa.push(self.a, 0, self.excluded);
         qb.push(self.b, 0, &[]);
         let mut ambiguous: Vec<(NodeId, NodeId)> = Vec::new();
-        loop {
-            let (Some(ha), Some(hb)) = (qa.max(), qb.max()) else {
-                break;
-            };
+        while let (Some(ha), Some(hb)) = (qa.max(), qb.max()) {
             if ha.min(hb) < MIN_HEIGHT {
                 break;
             }
