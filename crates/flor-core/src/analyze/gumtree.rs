@@ -18,6 +18,7 @@
 //! Source nodes marked `excluded` (the statements being propagated) never take part: the new
 //! statement can therefore never be mistaken for a look-alike in the old version.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use super::tree::{is_block, NodeId, Tree};
@@ -57,6 +58,8 @@ pub(crate) fn match_trees(src: &Tree, dst: &Tree, excluded: &[bool]) -> Mapping 
         a: src,
         b: dst,
         excluded,
+        depth: 0,
+        tokens: RefCell::default(),
         map: Mapping {
             src: vec![None; src.len()],
             dst: vec![None; dst.len()],
@@ -80,7 +83,14 @@ struct Matcher<'a, 's> {
     b: &'a Tree<'s>,
     excluded: &'a [bool],
     map: Mapping,
+    /// How deep `recover` is nested; past [`MAX_RECOVERY_DEPTH`] it leaves the rest to the final
+    /// pre-order pass, so deeply nested expressions cannot exhaust the stack.
+    depth: usize,
+    /// The own tokens of statements asked about by [`Matcher::leaves_agree`], by side and node.
+    tokens: RefCell<HashMap<(bool, NodeId), HashMap<&'s str, usize>>>,
 }
+
+const MAX_RECOVERY_DEPTH: usize = 128;
 
 impl Matcher<'_, '_> {
     fn free(&self, s: NodeId, d: NodeId) -> bool {
@@ -227,6 +237,15 @@ impl Matcher<'_, '_> {
 
     /// Pairs the unmatched children of a matched pair, then recurses into new pairs.
     fn recover(&mut self, s: NodeId, d: NodeId) {
+        if self.depth >= MAX_RECOVERY_DEPTH {
+            return;
+        }
+        self.depth += 1;
+        self.recover_children(s, d);
+        self.depth -= 1;
+    }
+
+    fn recover_children(&mut self, s: NodeId, d: NodeId) {
         let (a, b) = (self.a, self.b);
         let statements = is_block(a.node(s).kind);
         let (xs, ys) = self.free_children(s, d);
@@ -295,11 +314,16 @@ impl Matcher<'_, '_> {
         if a.node(x).value == b.node(y).value {
             return true;
         }
-        let in_statement = |t: &Tree, n: NodeId, text: &str| {
+        let in_statement = |old: bool, n: NodeId, text: &str| {
+            let t = if old { b } else { a };
             let stmt = t.statement_of(n).unwrap_or(n);
-            own_tokens(t, stmt).contains_key(text)
+            let mut cache = self.tokens.borrow_mut();
+            cache
+                .entry((old, stmt))
+                .or_insert_with(|| own_tokens(t, stmt))
+                .contains_key(text)
         };
-        !in_statement(a, x, b.text(y)) && !in_statement(b, y, a.text(x))
+        !in_statement(false, x, b.text(y)) && !in_statement(true, y, a.text(x))
     }
 
     /// Pairs unmatched statements of the new version with unmatched statements of the old one

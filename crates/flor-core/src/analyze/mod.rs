@@ -322,6 +322,7 @@ fn select(new: &Script, stmts: &[&str]) -> Result<Vec<(String, NodeId, NodeId)>,
                 .iter()
                 .filter_map(|&c| new.first_arg_name(c).literal().map(str::to_owned))
                 .collect();
+            known.sort();
             known.dedup();
             return Err(AnalyzeError::UnknownName {
                 name: sel.to_owned(),
@@ -352,4 +353,54 @@ fn already_present(cx: &Context, name: &str, stmt: NodeId, call: NodeId) -> Opti
         let same = cx.signature(true, s, c, s) == cx.signature(false, stmt, call, s);
         same.then(|| old.tree.line(s))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_expressions_do_not_exhaust_the_stack() {
+        let chain = |v: &str| format!("{}1", format!("{v} + ").repeat(3_000));
+        let old = format!("import flor\nx = {}\n", chain("a"));
+        let new = format!("import flor\nx = {}\nflor.log('x', x)\n", chain("b"));
+        let result = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || propagate(&new, &old, &["x"]))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            result.outcomes[0],
+            Outcome::Placed { line: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_fix() {
+        let new = "import flor\nflor.log('a', 1)\n";
+        let err = propagate(new, new, &["b"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no flor.log call is named \"b\" in the new version (known names: a)"
+        );
+        let err = propagate(new, new, &["@1"]).unwrap_err();
+        assert!(matches!(err, AnalyzeError::NotALogLine { line: 1 }));
+        assert!(matches!(
+            propagate("x = (\n", new, &["a"]),
+            Err(AnalyzeError::Syntax { .. })
+        ));
+    }
+
+    #[test]
+    fn one_bad_version_is_an_outcome_not_an_error() {
+        let new = "import flor\nflor.log('a', 1)\n";
+        let result = propagate(new, "def (:\n", &["a"]).unwrap();
+        assert_eq!(
+            result.outcomes[0].to_string(),
+            "a: cannot place: this version does not parse (syntax error at line 1)"
+        );
+        assert_eq!(result.source, "def (:\n");
+    }
 }

@@ -72,79 +72,96 @@ impl<'s> Tree<'s> {
             src,
             nodes: Vec::with_capacity(src.len() / 4),
         };
-        tree.add(root, None, None);
+        tree.add(root);
         Ok(tree)
     }
 
-    fn add(
-        &mut self,
-        ts: tree_sitter::Node,
-        parent: Option<NodeId>,
-        field: Option<&'static str>,
-    ) -> NodeId {
-        let id = self.nodes.len();
-        self.nodes.push(Node {
-            kind: ts.kind(),
-            field,
-            value: Box::from(""),
-            parent,
-            children: Vec::new(),
-            size: 1,
-            height: 1,
-            hash: 0,
-            shape: 0,
-            start: ts.start_byte(),
-            end: ts.end_byte(),
-            row: ts.start_position().row,
-        });
-        let mut children = Vec::new();
-        let mut tokens: Vec<&str> = Vec::new();
-        let mut cursor = ts.walk();
-        if cursor.goto_first_child() {
-            loop {
-                let child = cursor.node();
-                if child.is_named() && !child.is_extra() {
-                    children.push(self.add(child, Some(id), cursor.field_name()));
-                } else if !child.is_extra() {
-                    tokens.push(child.kind());
+    /// Copies the named nodes in pre-order with one cursor and no recursion (a long chain of
+    /// `a + b + ...` nests deeper than a thread's stack would allow), then fills sizes, heights
+    /// and hashes from the leaves up: children always come after their parent.
+    fn add(&mut self, root: tree_sitter::Node) {
+        let mut tokens: Vec<Vec<&'static str>> = Vec::new();
+        let mut cursor = root.walk();
+        // The arena node that each cursor depth belongs to.
+        let mut owners: Vec<NodeId> = Vec::new();
+        loop {
+            let ts = cursor.node();
+            let parent = owners.last().copied();
+            let mut descend = false;
+            if ts.is_extra() {
+                // Comments live in the source, not in the tree.
+            } else if ts.is_named() || parent.is_none() {
+                let id = self.nodes.len();
+                self.nodes.push(Node {
+                    kind: ts.kind(),
+                    field: cursor.field_name(),
+                    value: Box::from(""),
+                    parent,
+                    children: Vec::new(),
+                    size: 1,
+                    height: 1,
+                    hash: 0,
+                    shape: 0,
+                    start: ts.start_byte(),
+                    end: ts.end_byte(),
+                    row: ts.start_position().row,
+                });
+                tokens.push(Vec::new());
+                if let Some(p) = parent {
+                    self.nodes[p].children.push(id);
                 }
-                if !cursor.goto_next_sibling() {
+                if cursor.goto_first_child() {
+                    owners.push(id);
+                    descend = true;
+                }
+            } else if let Some(p) = parent {
+                tokens[p].push(ts.kind());
+            }
+            if descend {
+                continue;
+            }
+            // Next sibling, or climb until there is one.
+            loop {
+                if cursor.goto_next_sibling() {
                     break;
                 }
+                if !cursor.goto_parent() {
+                    self.finish(tokens);
+                    return;
+                }
+                owners.pop();
             }
         }
-        let value = if children.is_empty() {
-            self.src.get(ts.start_byte()..ts.end_byte()).unwrap_or("")
-        } else {
-            ""
-        };
-        let value: Box<str> = if children.is_empty() {
-            Box::from(value)
-        } else {
-            tokens.join(" ").into_boxed_str()
-        };
-        let mut hash = DefaultHasher::new();
-        let mut shape = DefaultHasher::new();
-        ts.kind().hash(&mut hash);
-        ts.kind().hash(&mut shape);
-        value.hash(&mut hash);
-        let mut size = 1;
-        let mut height = 1;
-        for &c in &children {
-            let child = &self.nodes[c];
-            child.hash.hash(&mut hash);
-            child.shape.hash(&mut shape);
-            size += child.size;
-            height = height.max(child.height + 1);
+    }
+
+    fn finish(&mut self, tokens: Vec<Vec<&'static str>>) {
+        for id in (0..self.nodes.len()).rev() {
+            let node = &self.nodes[id];
+            let value: Box<str> = if node.children.is_empty() {
+                Box::from(self.src.get(node.start..node.end).unwrap_or(""))
+            } else {
+                tokens[id].join(" ").into_boxed_str()
+            };
+            let mut hash = DefaultHasher::new();
+            let mut shape = DefaultHasher::new();
+            node.kind.hash(&mut hash);
+            node.kind.hash(&mut shape);
+            value.hash(&mut hash);
+            let (mut size, mut height) = (1, 1);
+            for &c in &node.children {
+                let child = &self.nodes[c];
+                child.hash.hash(&mut hash);
+                child.shape.hash(&mut shape);
+                size += child.size;
+                height = height.max(child.height + 1);
+            }
+            let node = &mut self.nodes[id];
+            node.value = value;
+            node.size = size;
+            node.height = height;
+            node.hash = hash.finish();
+            node.shape = shape.finish();
         }
-        let node = &mut self.nodes[id];
-        node.value = value;
-        node.children = children;
-        node.size = size;
-        node.height = height;
-        node.hash = hash.finish();
-        node.shape = shape.finish();
-        id
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -234,17 +251,21 @@ pub(crate) fn is_block(kind: &str) -> bool {
     matches!(kind, "block" | "module")
 }
 
-fn first_error_row(node: tree_sitter::Node) -> usize {
-    if node.is_error() || node.is_missing() {
+fn first_error_row(root: tree_sitter::Node) -> usize {
+    let mut node = root;
+    'down: loop {
+        if node.is_error() || node.is_missing() {
+            return node.start_position().row;
+        }
+        let mut cursor = node.walk();
+        for child in node.children(&mut cursor) {
+            if child.has_error() {
+                node = child;
+                continue 'down;
+            }
+        }
         return node.start_position().row;
     }
-    let mut cursor = node.walk();
-    for child in node.children(&mut cursor) {
-        if child.has_error() {
-            return first_error_row(child);
-        }
-    }
-    node.start_position().row
 }
 
 #[cfg(test)]
@@ -276,6 +297,19 @@ mod tests {
     fn syntax_errors_name_their_line() {
         let err = Tree::parse("x = 1\ny = (\nz = 2\n").unwrap_err();
         assert!(err.line >= 2, "{err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let src = format!("x = {}1\n", "a + ".repeat(20_000));
+        let t = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || Tree::parse(&src).map(|t| (t.len(), t.node(0).height)))
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert!(t.0 > 40_000 && t.1 > 20_000, "{t:?}");
     }
 
     #[test]
