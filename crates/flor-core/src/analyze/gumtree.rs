@@ -87,10 +87,13 @@ struct Matcher<'a, 's> {
     /// pre-order pass, so deeply nested expressions cannot exhaust the stack.
     depth: usize,
     /// The own tokens of statements asked about by [`Matcher::leaves_agree`], by side and node.
-    tokens: RefCell<HashMap<(bool, NodeId), HashMap<&'s str, usize>>>,
+    tokens: RefCell<HashMap<(bool, NodeId), Tokens<'s>>>,
 }
 
 const MAX_RECOVERY_DEPTH: usize = 128;
+
+/// Token counts of a statement's own code.
+type Tokens<'s> = HashMap<&'s str, usize>;
 
 impl Matcher<'_, '_> {
     fn free(&self, s: NodeId, d: NodeId) -> bool {
@@ -405,7 +408,7 @@ impl Matcher<'_, '_> {
 }
 
 /// The leaf tokens of a statement, leaving out nested blocks: its own code.
-fn own_tokens<'s>(t: &Tree<'s>, root: NodeId) -> HashMap<&'s str, usize> {
+fn own_tokens<'s>(t: &Tree<'s>, root: NodeId) -> Tokens<'s> {
     let mut out = HashMap::new();
     let mut stack = vec![root];
     while let Some(n) = stack.pop() {
