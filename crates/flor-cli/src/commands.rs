@@ -109,6 +109,7 @@ pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32
             Ok(0)
         }
         Command::Stat => stat(&start),
+        Command::Propagate(args) => crate::propagate::run(&args),
     }
 }
 

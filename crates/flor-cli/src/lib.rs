@@ -7,6 +7,7 @@
 
 mod commands;
 mod output;
+pub mod propagate;
 
 use std::ffi::OsString;
 
@@ -38,6 +39,8 @@ enum Command {
     Unpack,
     /// Show the environment and the store's size, for bug reports.
     Stat,
+    /// Show where today's log statements go in an old version of a script.
+    Propagate(propagate::PropagateArgs),
 }
 
 /// Runs the command line on `argv` (program name first) and returns the exit code.

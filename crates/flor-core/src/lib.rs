@@ -5,6 +5,8 @@
 //!   [`record::Recorder`] that training scripts drive.
 //! - [`store`]: the `.flor/` layout, per-run JSONL files (the truth) and the SQLite cache.
 //! - [`pivot`]: every run as one table, typed columns, one row per loop context.
+//! - [`analyze`]: tree-sitter reading of training scripts: log sites, loop levels and
+//!   propagation of today's log statements into old versions.
 //! - [`git`]: code snapshots per run, kept under `refs/flor/` without touching the user's
 //!   working tree, index, HEAD or branches.
 //!
@@ -16,6 +18,7 @@
 //! # Ok::<(), flor_core::Error>(())
 //! ```
 
+pub mod analyze;
 mod error;
 pub mod git;
 pub mod pivot;
