@@ -35,11 +35,11 @@ def _column(name: str, kind: str, data: Any, extra: Any):
         if name in _TIMESTAMP_COLUMNS:
             categories = pd.to_datetime(pd.Series(extra, dtype=object), errors="coerce", format="ISO8601")
             lookup = np.append(categories.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT"))
-        else:
-            lookup = np.empty(len(extra) + 1, dtype=object)
-            lookup[: len(extra)] = extra
-            lookup[len(extra)] = None
-        return lookup[codes]  # code -1 picks the trailing missing value
+            return lookup[codes]  # code -1 picks the trailing missing value
+        # Take from the few distinct strings: no per-cell conversion, and the column
+        # gets the installed pandas' own string dtype.
+        strings = pd.array(list(extra), dtype=pd.Series(["x"]).dtype)
+        return strings.take(codes.astype(np.intp), allow_fill=True)
     values = np.empty(len(data), dtype=object)
     values[:] = data
     return values

@@ -65,19 +65,27 @@ impl ColumnData {
     /// Builds the best-typed column for `values`: integers, floats (integers mixed in
     /// become floats), booleans, text, or JSON values when types are mixed.
     pub fn from_values(values: Vec<Value>) -> ColumnData {
+        let picks: Vec<u32> = (0..values.len() as u32).collect();
+        ColumnData::gather(&values, &picks)
+    }
+
+    /// The best-typed column whose row `r` is `values[picks[r]]` (missing where the
+    /// pick is `u32::MAX`), built without copying the values first.
+    pub(crate) fn gather(values: &[Value], picks: &[u32]) -> ColumnData {
         let mut kinds = [false; 6];
-        for v in &values {
+        for v in values {
             kinds[v.value_type() as usize] = true;
         }
+        let pick = |p: u32| values.get(p as usize);
         let [_, bools, ints, floats, strs, jsons] = kinds;
         match (bools, ints, floats, strs, jsons) {
             // No values at all: a column of missing floats, as pandas makes one.
-            (false, false, false, false, false) => ColumnData::Float(vec![None; values.len()]),
+            (false, false, false, false, false) => ColumnData::Float(vec![None; picks.len()]),
             (false, true, false, false, false) => ColumnData::Int(
-                values
+                picks
                     .iter()
-                    .map(|v| {
-                        if let Value::Int(i) = v {
+                    .map(|&p| {
+                        if let Some(Value::Int(i)) = pick(p) {
                             Some(*i)
                         } else {
                             None
@@ -86,20 +94,20 @@ impl ColumnData {
                     .collect(),
             ),
             (false, _, true, false, false) => ColumnData::Float(
-                values
+                picks
                     .iter()
-                    .map(|v| match v {
-                        Value::Int(i) => Some(*i as f64),
-                        Value::Float(f) => Some(*f),
+                    .map(|&p| match pick(p) {
+                        Some(Value::Int(i)) => Some(*i as f64),
+                        Some(Value::Float(f)) => Some(*f),
                         _ => None,
                     })
                     .collect(),
             ),
             (true, false, false, false, false) => ColumnData::Bool(
-                values
+                picks
                     .iter()
-                    .map(|v| {
-                        if let Value::Bool(b) = v {
+                    .map(|&p| {
+                        if let Some(Value::Bool(b)) = pick(p) {
                             Some(*b)
                         } else {
                             None
@@ -109,8 +117,8 @@ impl ColumnData {
             ),
             (false, false, false, true, false) => {
                 let mut text = TextBuilder::default();
-                for v in &values {
-                    text.push(if let Value::Str(s) = v {
+                for &p in picks {
+                    text.push(if let Some(Value::Str(s)) = pick(p) {
                         Some(s.as_str())
                     } else {
                         None
@@ -118,7 +126,12 @@ impl ColumnData {
                 }
                 text.finish()
             }
-            _ => ColumnData::Mixed(values),
+            _ => ColumnData::Mixed(
+                picks
+                    .iter()
+                    .map(|&p| pick(p).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            ),
         }
     }
 }

@@ -21,7 +21,7 @@ pub use frame::{Column, ColumnData, Frame};
 use rustc_hash::FxHashMap as HashMap;
 
 use frame::TextBuilder;
-use join::{outer_join, Key, Part, NO_VALUE, NULL_KEY};
+use join::{outer_join, Key, Part, NULL_KEY};
 use read::{read_name, read_value, LoopColumns, RUN_COL, SOURCE_COL};
 
 use crate::record::{Source, Value, ValueType};
@@ -172,32 +172,20 @@ fn build_frame(
         }
     }
     for (slot, (name, vals)) in names.iter().zip(values).enumerate() {
-        let picked: Vec<Value> = part.vals[slot]
-            .iter()
-            .map(|&i| {
-                if i == NO_VALUE {
-                    Value::Null
-                } else {
-                    vals[i as usize].clone()
-                }
-            })
-            .collect();
-        columns.push(value_column(&columns, name, picked));
+        let data = ColumnData::gather(&vals, &part.vals[slot]);
+        columns.push(value_column(&columns, name, data));
     }
     Frame { columns }
 }
 
 /// A value column; one whose name is taken by a key column gets a `_log` suffix.
-fn value_column(existing: &[Column], name: &str, values: Vec<Value>) -> Column {
+fn value_column(existing: &[Column], name: &str, data: ColumnData) -> Column {
     let name = if existing.iter().any(|c| c.name == name) {
         format!("{name}_log")
     } else {
         name.to_string()
     };
-    Column {
-        name,
-        data: ColumnData::from_values(values),
-    }
+    Column { name, data }
 }
 
 /// One row per run and source, with every run-level `flor.log`/`flor.arg` value; runs
@@ -245,7 +233,7 @@ fn run_table(store: &Store, runs: &[RunRow], run_order: &HashMap<i64, u32>) -> R
             .iter()
             .map(|k| rows[k].get(&i).cloned().unwrap_or(Value::Null))
             .collect();
-        columns.push(value_column(&columns, name, vals));
+        columns.push(value_column(&columns, name, ColumnData::from_values(vals)));
     }
     Ok(Frame { columns })
 }
