@@ -242,6 +242,15 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def quartiles(xs):
+    """(25th, 75th) percentile, for showing how noisy a median is."""
+    xs = sorted(x for x in xs if x == x)
+    if len(xs) < 2:
+        return (xs[0], xs[0]) if xs else (float("nan"), float("nan"))
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+
+
 def fmt_time(seconds: Optional[float]) -> str:
     if seconds is None or seconds != seconds:
         return "-"

@@ -45,7 +45,7 @@ def parse_args(argv=None):
                     help="interpreter whose `import flordb` is ours (default: this one, which must "
                          "have flordb._native; a given one need not, e.g. the 4.0.1 venv to test the harness)")
     ap.add_argument("--rounds", type=int, help="(c) paired rounds (default 15, quick 3)")
-    ap.add_argument("--hidden", type=int, help="(c) hidden units of the MLP (default 64)")
+    ap.add_argument("--hidden", type=int, help="(c) hidden units of the MLP (default 500)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch repositories")
     return ap.parse_args(argv)
 

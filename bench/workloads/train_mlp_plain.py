@@ -12,7 +12,7 @@ from _report import report
 from mlp_core import accuracy, init_params, load_split, sgd_step
 
 EPOCHS = int(os.environ.get("BENCH_EPOCHS", "20"))
-HIDDEN = int(os.environ.get("BENCH_HIDDEN", "64"))
+HIDDEN = int(os.environ.get("BENCH_HIDDEN", "500"))
 BATCH = 5
 LR = 0.05
 
