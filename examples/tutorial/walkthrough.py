@@ -89,16 +89,26 @@ def query(repo: Path) -> None:
         df = flor.dataframe("hidden", "lr", "val_acc", "accuracy")
         print(df.to_string())
     """))
-    heading(4, "The run table: one row per run, its arguments and run-level values")
+    heading(4, "The run table: flor.dataframe() with no names, one row per run with its args and run-level values")
     print(python_code(repo, """
         import pandas as pd
         import flordb as flor
         pd.set_option("display.width", 160)
         pd.set_option("display.max_columns", 20)
-        # flor.runs() is ours (status, code version, ...); flordb 4.0.1's run
-        # table is flor.dataframe() with no names.
-        table = flor.runs() if hasattr(flor, "runs") else flor.dataframe()
-        print(table.to_string())
+        print(flor.dataframe().to_string())
+    """))
+    heading(5, "What FlorDB knows about each run: flor.runs()")
+    print(python_code(repo, """
+        import pandas as pd
+        import flordb as flor
+        pd.set_option("display.width", 160)
+        pd.set_option("display.max_columns", 20)
+        if not hasattr(flor, "runs"):
+            print("(flor.runs() is not in this flordb; flordb 4.0.1 has no run metadata table)")
+        else:
+            runs = flor.runs()
+            wanted = ["run_id", "script", "branch", "version", "status", "exit_code", "duration", "records"]
+            print(runs[[c for c in wanted if c in runs.columns]].to_string())
     """))
 
 
