@@ -211,17 +211,22 @@ def bench_overhead(impls: list[Impl], cfg: Config):
                 samples[impl.key].append((got[(impl.key, "plain")], got[(impl.key, "flor")]))
 
     loop_oh, proc_oh, per_step, step_s, spread, raw = {}, {}, {}, {}, {}, {}
+    thread_oh, cpu_oh = {}, {}
     for k, pairs in samples.items():
         if not pairs:
             continue
         ratios = [f.report["loop_s"] / p.report["loop_s"] - 1 for p, f in pairs]
         loop_oh[k] = median(ratios)
         spread[k] = quartiles(ratios)
+        thread_oh[k] = median([f.report["loop_thread_s"] / p.report["loop_thread_s"] - 1 for p, f in pairs])
+        cpu_oh[k] = median([f.report["loop_cpu_s"] / p.report["loop_cpu_s"] - 1 for p, f in pairs])
         proc_oh[k] = median([f.wall_s / p.wall_s - 1 for p, f in pairs])
         steps = pairs[0][1].report["steps"]
         per_step[k] = median([(f.report["loop_s"] - p.report["loop_s"]) / steps for p, f in pairs])
         step_s[k] = median([p.report["loop_s"] / steps for p, _ in pairs])
         raw[k] = [{"plain_loop_s": p.report["loop_s"], "flor_loop_s": f.report["loop_s"],
+                   "plain_thread_s": p.report["loop_thread_s"], "flor_thread_s": f.report["loop_thread_s"],
+                   "plain_cpu_s": p.report["loop_cpu_s"], "flor_cpu_s": f.report["loop_cpu_s"],
                    "plain_wall_s": p.wall_s, "flor_wall_s": f.wall_s} for p, f in pairs]
     steps_txt = f"{cfg.epochs} epochs x 313 steps, batch 5, hidden {cfg.hidden}"
     rows = [
@@ -230,6 +235,11 @@ def bench_overhead(impls: list[Impl], cfg: Config):
             note=f"{steps_txt}; median over {cfg.rounds} rounds of (loop with flor)/(loop without) - 1; "
                  "quartiles of the ratios: " + ", ".join(
                      f"{k} {lo * 100:+.1f}%..{hi * 100:+.1f}%" for k, (lo, hi) in spread.items())),
+        Row("c", "loop overhead, CPU of training thread", "pct", thread_oh.get("ours"), thread_oh.get("flordb401"),
+            note="same pairing, time.thread_time() around the loop: what the training thread itself pays, "
+                 "and much less noisy than wall time on a busy machine"),
+        Row("c", "loop overhead, CPU of whole process", "pct", cpu_oh.get("ours"), cpu_oh.get("flordb401"),
+            note="time.process_time(): includes background threads"),
         Row("c", "process overhead", "pct", proc_oh.get("ours"), proc_oh.get("flordb401"),
             note="whole process wall time, same pairing"),
         Row("c", "added per training step", "time", per_step.get("ours"), per_step.get("flordb401")),
