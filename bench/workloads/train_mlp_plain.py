@@ -1,0 +1,42 @@
+"""(c) Baseline: `train_mlp_flor.py` without FlorDB -- no flordb import, plain
+loops, the same work per step and per epoch (the loss is still computed and the
+validation accuracy still evaluated, just not logged).
+"""
+
+import os
+import time
+
+import numpy as np
+
+from _report import report
+from mlp_core import accuracy, init_params, load_split, sgd_step
+
+EPOCHS = int(os.environ.get("BENCH_EPOCHS", "20"))
+HIDDEN = int(os.environ.get("BENCH_HIDDEN", "500"))
+BATCH = 5
+LR = 0.05
+
+X_train, X_test, y_train, y_test = load_split(seed=0)
+params = init_params(np.random.default_rng(0), X_train.shape[1], HIDDEN)
+rng = np.random.default_rng(0)
+
+t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+for epoch in range(EPOCHS):
+    order = rng.permutation(len(X_train))
+    batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+    for step, idx in enumerate(batches):
+        loss = sgd_step(params, X_train[idx], y_train[idx], LR)
+    val_acc = accuracy(params, X_test, y_test)
+loop_s = time.perf_counter() - t0
+# CPU time of this (the training) thread and of the whole process: far less
+# sensitive than wall time to other work on a shared machine, and the second
+# includes any background thread the implementation runs.
+loop_thread_s, loop_cpu_s = time.thread_time() - c0, time.process_time() - p0
+
+report(
+    loop_s=loop_s,
+    loop_thread_s=loop_thread_s,
+    loop_cpu_s=loop_cpu_s,
+    steps=EPOCHS * len(batches),
+    val_acc=accuracy(params, X_test, y_test),
+)
