@@ -111,3 +111,14 @@ def test_flor_branch_receives_each_run_and_the_user_stays_on_it(project: Project
 def test_other_branches_never_move(trained: Project):
     assert trained.git("log", "--format=%s", "main").splitlines() == ["code"]
     assert trained.git("for-each-ref", "--format=%(refname)", "refs/heads") == "refs/heads/main"
+
+
+def test_runs_of_unchanged_code_share_a_version(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    project.run("train.py")
+    project.run("train.py", "--kwargs", "lr=0.5")
+    project.write("train.py", TRAIN + "\n# changed\n")
+    project.run("train.py")
+    versions = [r["version"] for r in project.runs()]
+    assert versions[0] == versions[1] != versions[2]

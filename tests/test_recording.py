@@ -206,3 +206,22 @@ def test_script_in_subfolder_is_recorded_with_its_path(project: Project):
     (run,) = project.runs()
     assert run["script"] == "src/train.py"
     assert run["filename"] == "train.py"
+
+
+def test_loops_over_array_batches_keep_no_item_text(project: Project):
+    project.write(
+        "arrays.py",
+        """
+        import numpy as np
+        import flordb as flor
+        batches = [(np.ones((64, 64)), np.zeros(64)) for _ in range(3)]
+        for step, (x, y) in flor.loop("step", enumerate(batches)):
+            flor.log("s", float(x.sum()))
+        for xs in flor.loop("pair", [[1, 2], [3, 4]]):
+            flor.log("p", xs[0])
+        """,
+    )
+    project.run("arrays.py")
+    rows = project.frame("s")
+    assert [r["step"] for r in rows] == [0, 1, 2] and "step_value" not in rows[0]
+    assert [r["pair_value"] for r in project.frame("p")] == ["[1, 2]", "[3, 4]"]

@@ -35,7 +35,7 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Value {
         || obj.is_instance_of::<PyTuple>()
         || obj.is_instance_of::<PyDict>()
     {
-        return match to_json(obj, 0) {
+        return match to_json(obj, 0, Leaves::Numbers) {
             Some(j) => Value::Json(j),
             None => Value::Str(text(obj)),
         };
@@ -70,23 +70,33 @@ fn text(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "<unprintable>".into())
 }
 
+/// Which leaves [`to_json`] accepts besides Python's own scalars.
+#[derive(Clone, Copy, PartialEq)]
+enum Leaves {
+    /// Only None, bool, int, float and str (a loop item's text: cheap to reject).
+    Plain,
+    /// Also numpy/torch scalars, as numbers (a logged value).
+    Numbers,
+}
+
 /// JSON for lists, tuples and dicts (string keys) of JSON-able values; `None` if any
-/// part is not JSON-able.
-fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Option<Json> {
+/// part is not JSON-able. Never calls `str()` on a leaf: a batch of arrays is rejected
+/// at its first array, not printed.
+fn to_json(obj: &Bound<'_, PyAny>, depth: usize, leaves: Leaves) -> Option<Json> {
     if depth > 64 {
         return None;
     }
     if let Ok(list) = obj.cast::<PyList>() {
         return list
             .iter()
-            .map(|x| to_json(&x, depth + 1))
+            .map(|x| to_json(&x, depth + 1, leaves))
             .collect::<Option<Vec<_>>>()
             .map(Json::Array);
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
         return tuple
             .iter()
-            .map(|x| to_json(&x, depth + 1))
+            .map(|x| to_json(&x, depth + 1, leaves))
             .collect::<Option<Vec<_>>>()
             .map(Json::Array);
     }
@@ -94,23 +104,34 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize) -> Option<Json> {
         let mut map = serde_json::Map::new();
         for (k, v) in dict.iter() {
             let key = k.cast::<PyString>().ok()?.to_string_lossy().into_owned();
-            map.insert(key, to_json(&v, depth + 1)?);
+            map.insert(key, to_json(&v, depth + 1, leaves)?);
         }
         return Some(Json::Object(map));
     }
-    match to_value(obj) {
-        Value::Null => Some(Json::Null),
-        Value::Bool(b) => Some(Json::Bool(b)),
-        Value::Int(i) => Some(Json::from(i)),
-        Value::Float(f) => Some(serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)),
-        Value::Str(s) if is_plain_str(obj) => Some(Json::String(s)),
-        Value::Json(j) => Some(j),
-        Value::Str(_) => None,
+    if obj.is_none() {
+        return Some(Json::Null);
     }
-}
-
-fn is_plain_str(obj: &Bound<'_, PyAny>) -> bool {
-    obj.is_instance_of::<PyString>()
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Some(Json::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>()
+        || obj.is_instance_of::<PyFloat>()
+        || obj.is_instance_of::<PyString>()
+    {
+        return match to_value(obj) {
+            Value::Int(i) => Some(Json::from(i)),
+            Value::Float(f) => {
+                Some(serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number))
+            }
+            Value::Str(s) => Some(Json::String(s)),
+            Value::Json(j) => Some(j),
+            _ => None,
+        };
+    }
+    if leaves == Leaves::Numbers {
+        return scalar_item(obj).and_then(|item| to_json(&item, depth + 1, Leaves::Plain));
+    }
+    None
 }
 
 /// A loop item's text, as flordb keeps it: `str(item)` when the item is JSON-able,
@@ -132,7 +153,7 @@ pub(crate) fn item_text(obj: &Bound<'_, PyAny>) -> Option<String> {
         || ((obj.is_instance_of::<PyList>()
             || obj.is_instance_of::<PyTuple>()
             || obj.is_instance_of::<PyDict>())
-            && to_json(obj, 0).is_some());
+            && to_json(obj, 0, Leaves::Plain).is_some());
     (jsonable && !obj.is_none()).then(|| text(obj))
 }
 

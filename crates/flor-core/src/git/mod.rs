@@ -58,8 +58,23 @@ impl Repo {
 
     /// Runs git with `index` as its index file (if any) and returns trimmed stdout.
     fn git(&self, args: &[&str], index: Option<&Path>, stdin: Option<&str>) -> Result<String> {
+        self.git_env(args, index, stdin, &[])
+    }
+
+    fn git_env(
+        &self,
+        args: &[&str],
+        index: Option<&Path>,
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<String> {
         let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(&self.root).args(args);
+        // Run files are large and written once: fast compression keeps exit quick.
+        cmd.arg("-C")
+            .arg(&self.root)
+            .args(["-c", "core.looseCompression=1"])
+            .args(args);
+        cmd.envs(env.iter().copied());
         if let Some(index) = index {
             cmd.env("GIT_INDEX_FILE", index);
         }
@@ -133,7 +148,7 @@ impl Repo {
 
     /// Commits the working tree as it is now, without touching the user's index, and
     /// keeps it under `refs/flor/runs/<run>`.
-    pub fn snapshot(&self, run: &RunId, tstamp: &str) -> Result<Snapshot> {
+    pub fn snapshot(&self, run: &RunId) -> Result<Snapshot> {
         let index = TempIndex::new(self.tmp_dir()?, run, "snapshot");
         // Starting from a copy of the user's index lets git reuse its file stat cache.
         let user_index = PathBuf::from(self.git(
@@ -147,9 +162,26 @@ impl Repo {
         self.git(&["add", "-A", "--", "."], Some(&index.path), None)?;
         let tree = self.git(&["write-tree"], Some(&index.path), None)?;
         let branch = self.current_branch();
-        let head = self.rev("HEAD");
-        let message = format!("FLOR::Snapshot::{tstamp}\n\nFlor-Run: {run}\n");
-        let commit = self.commit_tree(&tree, head.as_deref(), &message)?;
+        let (head, head_time) =
+            match self.git(&["log", "-1", "--format=%H %ct", "HEAD"], None, None) {
+                Ok(line) => {
+                    let mut parts = line.split_whitespace();
+                    (
+                        parts.next().map(str::to_string),
+                        parts.next().unwrap_or("0").to_string(),
+                    )
+                }
+                Err(_) => (None, "0".to_string()),
+            };
+        // Same code on the same parent gives the same commit: a fixed message and the
+        // parent's date make the snapshot deterministic, so runs of unchanged code share
+        // one version.
+        let date = format!("@{head_time} +0000");
+        let env = [
+            ("GIT_AUTHOR_DATE", date.as_str()),
+            ("GIT_COMMITTER_DATE", date.as_str()),
+        ];
+        let commit = self.commit_tree_with(&tree, head.as_deref(), "FLOR::Snapshot\n", &env)?;
         self.git(&["update-ref", &run_ref(run), &commit], None, None)?;
         Ok(Snapshot {
             commit,
@@ -160,12 +192,22 @@ impl Repo {
     }
 
     fn commit_tree(&self, tree: &str, parent: Option<&str>, message: &str) -> Result<String> {
+        self.commit_tree_with(tree, parent, message, &[])
+    }
+
+    fn commit_tree_with(
+        &self,
+        tree: &str,
+        parent: Option<&str>,
+        message: &str,
+        env: &[(&str, &str)],
+    ) -> Result<String> {
         let mut args = vec!["commit-tree", tree];
         if let Some(p) = parent {
             args.extend(["-p", p]);
         }
         args.extend(["-F", "-"]);
-        self.git(&args, None, Some(message))
+        self.git_env(&args, None, Some(message), env)
     }
 
     /// Adds the finished run's file on top of its snapshot (`refs/flor/runs/<run>`) and,

@@ -4,7 +4,7 @@
 use rusqlite::{params_from_iter, Connection};
 
 use super::{ColumnData, Frame};
-use crate::record::Value;
+use crate::store::sql_value;
 use crate::{Error, Result};
 
 /// Keeps the rows of `frame` for which `where_sql` holds. The clause is evaluated by
@@ -35,7 +35,7 @@ pub fn filter(frame: &Frame, where_sql: &str) -> Result<Frame> {
             let values: Vec<rusqlite::types::Value> = frame
                 .columns
                 .iter()
-                .map(|c| sql_value(c.data.get(row)))
+                .map(|c| sql_value(&c.data.get(row)))
                 .collect();
             insert.execute(params_from_iter(values))?;
         }
@@ -58,18 +58,6 @@ pub fn filter(frame: &Frame, where_sql: &str) -> Result<Frame> {
 /// A SQL identifier in double quotes, embedded quotes doubled.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn sql_value(v: Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as Sql;
-    match v {
-        Value::Null => Sql::Null,
-        Value::Bool(b) => Sql::Integer(i64::from(b)),
-        Value::Int(i) => Sql::Integer(i),
-        Value::Float(f) => Sql::Real(f),
-        Value::Str(s) => Sql::Text(s),
-        Value::Json(j) => Sql::Text(j.to_string()),
-    }
 }
 
 #[cfg(test)]

@@ -380,12 +380,7 @@ impl Recorder {
             arg: false,
         }]);
         let snapshot = match &self.config.repo {
-            Some(repo) => Some(spawn_snapshot(
-                repo.clone(),
-                id.clone(),
-                tstamp.clone(),
-                writer.sender(),
-            )),
+            Some(repo) => Some(spawn_snapshot(repo.clone(), id.clone(), writer.sender())),
             None => {
                 self.warnings.push(format!(
                     "{} is not inside a git repository: runs are recorded without their code version (run `git init` to keep versions)",
@@ -506,11 +501,10 @@ impl Recorder {
 fn spawn_snapshot(
     repo: Repo,
     id: RunId,
-    tstamp: String,
     tx: crossbeam_channel::Sender<Msg>,
 ) -> JoinHandle<Result<Snapshot>> {
     std::thread::spawn(move || {
-        let snap = repo.snapshot(&id, &tstamp)?;
+        let snap = repo.snapshot(&id)?;
         let _ = tx.send(Msg::Batch(vec![Record {
             ctx: None,
             name: meta::VERSION.into(),

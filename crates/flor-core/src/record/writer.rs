@@ -80,7 +80,7 @@ fn write_loop(
     header: LineHeader,
     rx: Receiver<Msg>,
 ) -> Result<u64> {
-    let io = |e| Error::io(path.clone(), e);
+    let io = |e| Error::io(path, e);
     let mut buf = String::with_capacity(1 << 16);
     let mut last_ctx: Option<(Arc<Ctx>, String)> = None;
     let mut count = 0u64;

@@ -19,7 +19,21 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::record::Value;
 use crate::{Error, Result};
+
+/// A value as SQLite stores it (booleans as integers, lists and objects as JSON text).
+pub(crate) fn sql_value(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match v {
+        Value::Null => Sql::Null,
+        Value::Bool(b) => Sql::Integer(i64::from(*b)),
+        Value::Int(i) => Sql::Integer(*i),
+        Value::Float(f) => Sql::Real(*f),
+        Value::Str(s) => Sql::Text(s.clone()),
+        Value::Json(j) => Sql::Text(j.to_string()),
+    }
+}
 
 /// An open project store: its layout and a connection to its cache.
 pub struct Store {

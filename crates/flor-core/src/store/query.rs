@@ -5,7 +5,7 @@ use std::path::Path;
 use rusqlite::types::ValueRef;
 use rusqlite::{params_from_iter, Connection};
 
-use super::Store;
+use super::{sql_value, Store};
 use crate::record::Value;
 use crate::{Error, Result};
 
@@ -141,7 +141,7 @@ impl Store {
             )));
         }
         let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
-        let bound: Vec<rusqlite::types::Value> = params.iter().map(to_sql_value).collect();
+        let bound: Vec<rusqlite::types::Value> = params.iter().map(sql_value).collect();
         let mut rows = stmt
             .query(params_from_iter(bound.iter()))
             .map_err(|e| Error::Query(e.to_string()))?;
@@ -154,18 +154,6 @@ impl Store {
             out.push(values);
         }
         Ok(QueryResult { columns, rows: out })
-    }
-}
-
-fn to_sql_value(v: &Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as Sql;
-    match v {
-        Value::Null => Sql::Null,
-        Value::Bool(b) => Sql::Integer(i64::from(*b)),
-        Value::Int(i) => Sql::Integer(*i),
-        Value::Float(f) => Sql::Real(*f),
-        Value::Str(s) => Sql::Text(s.clone()),
-        Value::Json(j) => Sql::Text(j.to_string()),
     }
 }
 
