@@ -247,6 +247,25 @@ def bench_overhead(impls: list[Impl], cfg: Config):
             better="none", note="time of one step without FlorDB, with each side's numpy"),
     ]
     _note_errors(rows[0], errors)
+    # FlorDB's own cost per step, paired inside one process (immune to load swings),
+    # and what it is as a share of the plain step measured above.
+    cost = {}
+    for impl in live(impls):
+        script = "step_cost.py"
+        try:
+            res = run_child(impl.python, script, fresh_repo(cfg, f"c-cost-{impl.key}", [script]))
+            cost[impl.key] = res.report["per_step_s"]
+        except ChildFailed as e:
+            say(str(e))
+    share = {k: cost[k] / step_s[k] for k in cost if step_s.get(k)}
+    rows += [
+        Row("c", "FlorDB cost per step, in-process pairing", "time", cost.get("ours"), cost.get("flordb401"),
+            note="step_cost.py: flor.loop + flor.log over the same 313 batches with and without FlorDB, "
+                 "alternating 200 times in one process; difference of medians per step"),
+        Row("c", "loop overhead = cost per step / plain step", "pct", share.get("ours"), share.get("flordb401"),
+            target="<= 1%", passed=_le(share.get("ours"), 0.01),
+            note="the in-process cost above divided by the plain training step of the paired runs"),
+    ]
     return rows, raw
 
 
