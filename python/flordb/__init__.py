@@ -12,8 +12,12 @@ Record training runs cheaply, query every run of every version as one table::
 
     flor.dataframe("lr", "loss", "val_acc")         # every run, one pandas DataFrame
 
+``flor.log("cf_matrix", fig)`` with a matplotlib figure, a PIL image or an image file
+stores the image under ``.flor/artifacts/`` and logs its path.
+
 The engine is Rust (``flordb._native``); this package is the thin layer that touches
-live Python objects.
+live Python objects. ``import flor`` gives the 2023 names (``MTK``, ``log_records``,
+``full_pivot``) on the same engine.
 """
 
 from ._native import (
@@ -27,6 +31,7 @@ from ._native import (
 )
 from ._session import ArgError, arg, commit, iteration, log, loop
 from ._frames import dataframe, query, runs, unpack
+from ._artifacts import MissingDependencyError, plot_confusion_matrix
 
 VALUE_TYPE_LOG = 1
 VALUE_TYPE_IO = 2
@@ -37,6 +42,7 @@ __all__ = [
     "ArgError",
     "FlorError",
     "GitError",
+    "MissingDependencyError",
     "ProjectNotFoundError",
     "QueryError",
     "RecordError",
@@ -48,6 +54,7 @@ __all__ = [
     "iteration",
     "log",
     "loop",
+    "plot_confusion_matrix",
     "query",
     "runs",
     "unpack",

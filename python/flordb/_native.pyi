@@ -1,7 +1,7 @@
 """Types of the native module ``flordb._native`` (the Rust engine's Python binding)."""
 
 from os import PathLike
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 __version__: str
 
@@ -23,8 +23,11 @@ class ProjectNotFoundError(FlorError):
 class RecordError(FlorError):
     """A run file holds a line that is not a FlorDB record."""
 
-def configure(cwd: str | PathLike[str], argv: Sequence[str], python: str | None) -> None: ...
+def configure(cwd: str | PathLike[str], argv: Sequence[str], python: str | None, name: str | None = None) -> None: ...
 def log(name: str, value: Any) -> Any: ...
+def set_object_hook(hook: Callable[[Any], Any] | None) -> None:
+    """``hook(obj)`` gets what ``log`` would record as ``str(obj)``, and strings ending in
+    an image suffix; it returns the value to record instead, or None."""
 def log_arg(name: str, value: Any) -> None: ...
 def loop_enter(name: str) -> int: ...
 def loop_next(depth: int, iteration: int, item: Any) -> None: ...

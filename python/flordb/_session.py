@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, TypeVar
 
-from . import _argv, _native
+from . import _argv, _artifacts, _interactive, _native
 from ._native import FlorError
 
 T = TypeVar("T")
@@ -38,9 +38,9 @@ class _State:
 _state = _State()
 
 
-def _cast(name: str, text: str, default: Any) -> Any:
+def _cast(name: str, text: str, default: Any, where: str | None = None) -> Any:
     kind = type(default)
-    where = f"--kwargs {name}={text}"
+    where = where or f"--kwargs {name}={text}"
     try:
         if default is None:
             try:
@@ -157,10 +157,18 @@ def _at_exit() -> None:
         print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
 
 
+def _configure_at(cwd: str) -> None:
+    _native.configure(cwd, _state.flags.original, sys.executable, _state.flags.run_name)
+    _artifacts.configure(cwd)
+
+
 def _configure() -> None:
     _state.flags = _argv.install()
-    _native.configure(os.getcwd(), _state.flags.original, sys.executable)
+    _configure_at(os.getcwd())
+    # Objects the native converter would log as str(obj), and image paths, go here.
+    _native.set_object_hook(_artifacts._object_hook)
     _install_exit_hooks()
+    _interactive.install(_configure_at, _native.commit, lambda: _native.current_run() is not None)
 
 
 _configure()

@@ -1,6 +1,12 @@
 //! Python objects to logged [`Value`]s and back. Scalars take a fast path; lists and
 //! dicts of JSON-able values stay structured; numpy and torch scalars become numbers
 //! through `.item()`; anything else is logged as `str(value)`, as flordb does.
+//!
+//! `flor.log` also gives the Python layer's object hook (`set_object_hook`) a chance
+//! at what would become `str(value)` and at strings that end in an image suffix: it
+//! stores images as artifacts and returns their path. Numbers never reach it.
+
+use std::sync::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -44,6 +50,54 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Value {
         return to_value(&item);
     }
     Value::Str(text(obj))
+}
+
+/// The Python callable `flor.log` consults; see [`to_logged_value`].
+static OBJECT_HOOK: Mutex<Option<Py<PyAny>>> = Mutex::new(None);
+
+/// File suffixes whose paths `flor.log` offers to the object hook.
+const IMAGE_SUFFIXES: [&str; 7] = [".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".bmp"];
+
+/// set_object_hook(hook)
+///
+/// `hook(obj)` is called by `log` for objects it would log as `str(obj)` and for
+/// strings ending in an image suffix; it returns the value to log instead, or None.
+#[pyfunction]
+pub(crate) fn set_object_hook(hook: Option<Py<PyAny>>) {
+    *OBJECT_HOOK.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+}
+
+/// Converts a value given to `flor.log`: as [`to_value`], except that objects that
+/// would be logged as their text, and image paths, go through the object hook first.
+/// An error raised by the hook is the caller's.
+pub(crate) fn to_logged_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let value = to_value(obj);
+    let offer = match &value {
+        Value::Str(s) => !obj.is_instance_of::<PyString>() || has_image_suffix(s),
+        _ => false,
+    };
+    if offer {
+        let hook = OBJECT_HOOK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|h| h.clone_ref(obj.py()));
+        if let Some(hook) = hook {
+            let out = hook.bind(obj.py()).call1((obj,))?;
+            if !out.is_none() {
+                return Ok(to_value(&out));
+            }
+        }
+    }
+    Ok(value)
+}
+
+fn has_image_suffix(s: &str) -> bool {
+    let tail = &s.as_bytes()[s.len().saturating_sub(5)..];
+    IMAGE_SUFFIXES.iter().any(|suffix| {
+        tail.len() >= suffix.len()
+            && tail[tail.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    })
 }
 
 fn big_int(obj: &Bound<'_, PyAny>) -> Value {

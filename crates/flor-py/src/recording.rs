@@ -12,7 +12,7 @@ use flor_core::git::Repo;
 use flor_core::record::{Kind, Recorder, RunConfig, RunStatus};
 use flor_core::store::find_root;
 
-use crate::convert::{item_text, to_value};
+use crate::convert::{item_text, to_logged_value, to_value};
 use crate::errors::{to_py, FlorError};
 
 static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
@@ -28,6 +28,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iteration_exit, m)?)?;
     m.add_function(wrap_pyfunction!(commit, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;
+    m.add_function(wrap_pyfunction!(crate::convert::set_object_hook, m)?)?;
     Ok(())
 }
 
@@ -61,8 +62,13 @@ fn warn(py: Python<'_>, messages: &[String]) -> PyResult<()> {
 
 /// Sets up the recorder for this process: where the project is, which script runs.
 #[pyfunction]
-#[pyo3(signature = (cwd, argv, python))]
-fn configure(cwd: PathBuf, argv: Vec<String>, python: Option<String>) -> PyResult<()> {
+#[pyo3(signature = (cwd, argv, python, name=None))]
+fn configure(
+    cwd: PathBuf,
+    argv: Vec<String>,
+    python: Option<String>,
+    name: Option<String>,
+) -> PyResult<()> {
     let repo = Repo::discover(&cwd);
     let root = repo
         .as_ref()
@@ -95,6 +101,7 @@ fn configure(cwd: PathBuf, argv: Vec<String>, python: Option<String>) -> PyResul
         script,
         argv,
         python,
+        name,
     };
     *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorder::new(config));
     Ok(())
@@ -104,14 +111,15 @@ fn configure(cwd: PathBuf, argv: Vec<String>, python: Option<String>) -> PyResul
 ///
 /// Records `value` under `name` in the current loop context and returns it unchanged.
 /// Numbers, strings, booleans, None, and lists/dicts of those keep their type; numpy
-/// and torch scalars are logged as numbers; anything else as `str(value)`.
+/// and torch scalars are logged as numbers; images (figures, PIL images, image files)
+/// as the path the object hook stored them under; anything else as `str(value)`.
 #[pyfunction]
 fn log<'py>(
     py: Python<'py>,
     name: &Bound<'py, PyString>,
     value: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let converted = to_value(&value);
+    let converted = to_logged_value(&value)?;
     let name = name.to_str()?;
     with_recorder(py, |r| r.log(name, converted, Kind::Log))?;
     Ok(value)

@@ -252,6 +252,7 @@ mod tests {
             script: Some("train.py".into()),
             argv: vec!["train.py".into()],
             python: None,
+            name: None,
         }
     }
 

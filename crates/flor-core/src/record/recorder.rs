@@ -33,6 +33,8 @@ pub struct RunConfig {
     pub script: Option<String>,
     pub argv: Vec<String>,
     pub python: Option<String>,
+    /// The run's name (`--flor NAME`, flordb 2.x's `runid`), if the user gave one.
+    pub name: Option<String>,
 }
 
 /// How a run ended.
@@ -402,7 +404,7 @@ impl Recorder {
     }
 
     fn run_header(&self, id: &RunId) -> serde_json::Value {
-        serde_json::json!({
+        let mut header = serde_json::json!({
             "run_id": id.as_str(),
             "script": self.config.script,
             "argv": self.config.argv,
@@ -411,7 +413,12 @@ impl Recorder {
             "host": hostname(),
             "start": unix_now(),
             "flordb": env!("CARGO_PKG_VERSION"),
-        })
+        });
+        // Only named runs carry the key: unnamed headers stay as they were.
+        if let (Some(name), Some(map)) = (&self.config.name, header.as_object_mut()) {
+            map.insert("name".into(), name.clone().into());
+        }
+        header
     }
 
     /// Ends the active run: timing records, the end record, the complete file, the

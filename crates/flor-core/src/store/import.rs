@@ -143,9 +143,9 @@ fn upsert_run(tx: &Transaction, run: &RunFile) -> Result<i64> {
     };
     tx.execute(
         "INSERT INTO runs(run_id, projid, tstamp, filename, script, argv, python, branch, version,
-                          status, exit_code, start, end, pid, host)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         ON CONFLICT(run_id) DO UPDATE SET projid = excluded.projid, tstamp = excluded.tstamp,
+                          status, exit_code, start, end, pid, host, name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT(run_id) DO UPDATE SET name = excluded.name, projid = excluded.projid, tstamp = excluded.tstamp,
              filename = excluded.filename, script = excluded.script, argv = excluded.argv,
              python = excluded.python, branch = excluded.branch, version = excluded.version,
              status = excluded.status, exit_code = excluded.exit_code, start = excluded.start,
@@ -165,7 +165,8 @@ fn upsert_run(tx: &Transaction, run: &RunFile) -> Result<i64> {
             run.start,
             run.end,
             run.pid,
-            run.host
+            run.host,
+            run.name
         ],
     )?;
     Ok(tx.query_row(

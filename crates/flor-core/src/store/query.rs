@@ -20,6 +20,8 @@ pub struct QueryResult {
 #[derive(Debug, Clone)]
 pub struct RunInfo {
     pub run_id: String,
+    /// The user's name for the run (`--flor NAME`).
+    pub name: Option<String>,
     pub tstamp: String,
     pub projid: String,
     pub filename: String,
@@ -36,8 +38,9 @@ pub struct RunInfo {
 
 impl RunInfo {
     /// The columns of [`RunInfo::to_row`], in order.
-    pub const COLUMNS: [&'static str; 12] = [
+    pub const COLUMNS: [&'static str; 13] = [
         "run_id",
+        "name",
         "tstamp",
         "projid",
         "filename",
@@ -56,6 +59,7 @@ impl RunInfo {
         let opt = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Str);
         vec![
             Value::Str(self.run_id.clone()),
+            opt(&self.name),
             Value::Str(self.tstamp.clone()),
             Value::Str(self.projid.clone()),
             Value::Str(self.filename.clone()),
@@ -82,7 +86,8 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT run_id, tstamp, projid, filename, script, branch, version, status, exit_code,
                     start, end, pid, host,
-                    (SELECT count(*) FROM records WHERE records.run = runs.run AND records.kind != 3)
+                    (SELECT count(*) FROM records WHERE records.run = runs.run AND records.kind != 3),
+                    name
              FROM runs ORDER BY start, tstamp, run_id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -109,6 +114,7 @@ impl Store {
                 start: r.get(9)?,
                 end: r.get(10)?,
                 records: r.get(13)?,
+                name: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

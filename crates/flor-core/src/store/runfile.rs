@@ -22,6 +22,8 @@ pub enum FileStatus {
 #[derive(Debug, Clone)]
 pub struct RunFile {
     pub run_id: String,
+    /// The name the user gave the run (`--flor NAME`), if any.
+    pub name: Option<String>,
     pub projid: String,
     pub tstamp: String,
     pub filename: String,
@@ -50,6 +52,7 @@ impl RunFile {
             .unwrap_or_default();
         let mut run = RunFile {
             run_id,
+            name: None,
             projid: String::new(),
             tstamp: String::new(),
             filename: String::new(),
@@ -114,6 +117,7 @@ impl RunFile {
         match name {
             meta::RUN => {
                 self.script = text("script");
+                self.name = text("name");
                 self.python = text("python");
                 self.host = text("host");
                 self.argv = json.get("argv").map(|v| v.to_string());
@@ -160,6 +164,18 @@ mod tests {
         assert_eq!(run.records.len(), 2);
         assert_eq!(run.filename, "train.py");
         assert_eq!(run.run_id, "2026-11-27T01:05:08.862043");
+    }
+
+    #[test]
+    fn named_runs_keep_their_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        let header = r#"{"projid": "p", "tstamp": "t", "filename": "f", "ctx": null, "name": "flor::run", "value": {"pid": 1, "name": "EpicDemo"}, "type": 0}"#;
+        std::fs::write(&path, format!("{header}\n")).unwrap();
+        assert_eq!(
+            RunFile::read(&path).unwrap().name.as_deref(),
+            Some("EpicDemo")
+        );
     }
 
     #[test]

@@ -6,12 +6,13 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Bumped whenever the tables below change.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS runs(
     run INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL UNIQUE,
+    name TEXT,
     projid TEXT NOT NULL,
     tstamp TEXT NOT NULL,
     filename TEXT NOT NULL,
