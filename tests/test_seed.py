@@ -139,6 +139,46 @@ def test_seed_script_runs_and_pivots(project: Project):
     assert selected == ["Small"]
 
 
+MTK_SCRIPT = """
+import json, sys, flordb, flor
+from flor import MTK as Flor
+calls = []
+if "--with-engine" in sys.argv:
+    class Block:  # stands in for flordb.checkpointing until the checkpoint engine lands
+        def __init__(self, **objs):
+            calls.append(["init", sorted(objs)])
+        def __enter__(self):
+            calls.append("enter")
+        def __exit__(self, *exc):
+            calls.append("exit")
+    flordb.checkpointing = Block
+model, optimizer = object(), object()
+Flor.checkpoints(model, optimizer)
+for e in Flor.loop(range(2)):
+    for s in flor.loop(range(3)):
+        for k in Flor.loop(range(2)):
+            flor.log("x", e * 100 + s * 10 + k)
+        if s == 1:
+            break
+print(json.dumps({"calls": calls, "enrolled": sorted(Flor.enrolled())}))
+"""
+
+
+@pytest.mark.parametrize("engine", [False, True])
+def test_mtk_loops_are_named_by_depth_and_checkpoints_enrol(project: Project, engine: bool):
+    project.write("a.py", MTK_SCRIPT)
+    out = project.run("a.py", *(["--with-engine"] if engine else []))
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["enrolled"] == ["obj_0", "obj_1"]
+    assert got["calls"] == ([["init", ["obj_0", "obj_1"]], "enter", "exit"] if engine else [])
+    assert out.stderr == ""
+    rows = project.frame("x")
+    assert [(r["epoch"], r["step"], r["loop_2"], r["x"]) for r in rows][:4] == [
+        (0, 0, 0, 0), (0, 0, 1, 1), (0, 1, 0, 10), (0, 1, 1, 11)
+    ]
+    assert len(rows) == 8
+
+
 def test_classification_follows_every_run(project: Project):
     # `once` has one value per run in one run but one per epoch in the other: OUTR_LOOP.
     project.write(

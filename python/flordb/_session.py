@@ -1,9 +1,10 @@
 """The recording API: ``log``, ``arg``, ``loop``, ``iteration``, ``commit``.
 
 One process records one run at a time. The run starts at the first FlorDB call and
-ends at ``commit()`` or at exit; an uncaught exception or a non-zero ``sys.exit``
-marks it failed with its exit code. The hot path (``log``) is the native function
-itself: no Python frame in between.
+ends at ``commit()`` or at exit (in IPython and Jupyter, at the end of the cell:
+``_interactive``); an uncaught exception or a non-zero ``sys.exit`` marks it failed
+with its exit code. The hot path (``log``) is the native function itself: no Python
+frame in between; only values it would log as text reach ``_artifacts``.
 """
 
 from __future__ import annotations

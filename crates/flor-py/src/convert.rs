@@ -94,6 +94,9 @@ pub(crate) fn to_logged_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
 
 fn has_image_suffix(s: &str) -> bool {
     let tail = &s.as_bytes()[s.len().saturating_sub(5)..];
+    if !tail.contains(&b'.') {
+        return false;
+    }
     IMAGE_SUFFIXES.iter().any(|suffix| {
         tail.len() >= suffix.len()
             && tail[tail.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
