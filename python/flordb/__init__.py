@@ -17,16 +17,19 @@ live Python objects.
 """
 
 from ._native import (
+    CheckpointError,
     FlorError,
     GitError,
     ProjectNotFoundError,
     QueryError,
     RecordError,
+    ReplayError,
     StoreError,
     __version__,
 )
 from ._session import ArgError, arg, commit, iteration, log, loop
 from ._frames import dataframe, query, runs, unpack
+from ._ckpt import checkpointing, checkpoints, load_checkpoint
 
 VALUE_TYPE_LOG = 1
 VALUE_TYPE_IO = 2
@@ -35,17 +38,22 @@ VALUE_TYPE_START = 4
 
 __all__ = [
     "ArgError",
+    "CheckpointError",
     "FlorError",
     "GitError",
     "ProjectNotFoundError",
     "QueryError",
     "RecordError",
+    "ReplayError",
     "StoreError",
     "__version__",
     "arg",
+    "checkpointing",
+    "checkpoints",
     "commit",
     "dataframe",
     "iteration",
+    "load_checkpoint",
     "log",
     "loop",
     "query",
