@@ -278,33 +278,49 @@ def setup(flags: Flags) -> None:
             "reproduces that run (override only args it did not read, or device)"
         )
     _R = _Replay(flags, info, sites, flags.apply)
-    if flags.workers > 1 and flags.replay_output is None:
-        _orchestrate(flags, info, sites, script)
+    if flags.workers > 1 and flags.replay_output is None and _orchestrate(flags, info, sites):
+        # This process is task 0 now: same run, its own share of iterations and file.
+        _R = _Replay(flags, info, sites, flags.apply)
     output = flags.replay_output or info["output"]
     _native.replay_start(info["run_id"], info["tstamp"], info["projid"], info["filename"], str(output), flags.apply)
     patch_torch()
 
 
-def summary(result: dict | None) -> None:
-    if _R is None or result is None or _R.flags.replay_output is not None:
+def summary(result: dict | None, failed: bool) -> None:
+    """At exit: reports the replay (and merges the tasks' files under --workers)."""
+    if _tasks is not None:
+        _finish_tasks(ok=not failed)
+        return
+    if _R is None or failed or result is None or _R.flags.replay_output is not None:
         return
     rel = os.path.relpath(_R.output)
     print(f"flordb: replayed run {_R.run_id}: {result['records']} record(s) in {rel}", file=sys.stderr)
 
 
-def _orchestrate(flags: Flags, info: dict, sites: list, script: str) -> None:
-    """--workers N: split the requested outer iterations into N contiguous tasks, run
-    each as its own process from its own checkpoint, merge their files, and exit."""
+class _Tasks:
+    def __init__(self, procs: list, parts: list[Path], output: Path, run_id: str):
+        self.procs, self.parts, self.output, self.run_id = procs, parts, output, run_id
+
+
+_tasks: _Tasks | None = None
+
+
+def _orchestrate(flags: Flags, info: dict, sites: list) -> bool:
+    """--workers N: split the requested outer iterations into N contiguous tasks, each
+    starting from its own checkpoint. Tasks 1..N-1 are child processes; this process
+    becomes task 0 (it has paid for its imports already). Their files are merged when
+    this process exits. Returns whether the work was split."""
+    global _tasks
     R = _R
     assert R is not None
     outer = next(iter(R.levels), None)
     n = info["loop_counts"].get(outer) if outer else None
     if outer is None or not n:
-        return  # run-level statements only: one process does it
+        return False  # run-level statements only: one process does it
     want = requested(flags.iters.get(outer, "all"), n, outer)
     k = min(flags.workers, len(want))
     if k <= 1:
-        return
+        return False
     chunks = [want[len(want) * j // k : len(want) * (j + 1) // k] for j in range(k)]
     deep = {s[0] for s in sites if s[2] >= 1 and s[3][0] == outer}
     names = flags.apply or sorted({s[0] for s in sites if s[0] is not None})
@@ -312,38 +328,49 @@ def _orchestrate(flags: Flags, info: dict, sites: list, script: str) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     parts = [output.with_name(f"{output.name}.part{j}") for j in range(k)]
     procs = []
-    for j, chunk in enumerate(chunks):
+    task_names = [names if j == k - 1 else [x for x in names if x in deep] for j in range(k)]
+    for j in range(1, k):
         # Run-level statements go to the last task only.
-        task_names = names if j == k - 1 else [x for x in names if x in deep]
-        argv = [sys.executable, sys.argv[0], *sys.argv[1:], "--replay_flor", "--apply", ",".join(task_names)]
+        argv = [sys.executable, sys.argv[0], *sys.argv[1:], "--replay_flor", "--apply", ",".join(task_names[j])]
         for loop_name, spec in flags.iters.items():
             if loop_name != outer:
                 argv += ["--iter", f"{loop_name}={spec}"]
-        argv += ["--iter", f"{outer}={','.join(map(str, chunk))}"]
+        argv += ["--iter", f"{outer}={','.join(map(str, chunks[j]))}"]
         for key, value in flags.overrides.items():
             argv += ["--override", f"{key}={value}"]
         argv += ["--replay_run", info["run_id"], "--replay_output", str(parts[j])]
         procs.append(subprocess.Popen(argv))
-    codes = [p.wait() for p in procs]
-    failed = [j for j, c in enumerate(codes) if c != 0]
+    flags.apply = task_names[0]
+    flags.iters[outer] = ",".join(map(str, chunks[0]))
+    flags.replay_output = str(parts[0])
+    _tasks = _Tasks(procs, parts, output, info["run_id"])
+    return True
+
+
+def _finish_tasks(ok: bool) -> None:
+    t = _tasks
+    assert t is not None
+    codes = [p.wait() for p in t.procs]
+    failed = [j + 1 for j, c in enumerate(codes) if c != 0] + ([] if ok else [0])
     if failed:
-        for p in parts:
+        for p in t.parts:
             p.unlink(missing_ok=True)
-        print(f"flordb: replay: task(s) {failed} of {k} failed; nothing was recorded", file=sys.stderr)
-        raise SystemExit(1)
-    _merge(parts, output)
-    records = sum(1 for _ in output.open())
+        print(f"flordb: replay: task(s) {sorted(failed)} of {len(t.parts)} failed; nothing was recorded", file=sys.stderr)
+        return
+    _merge(t.parts, t.output)
+    records = sum(1 for _ in t.output.open())
     print(
-        f"flordb: replayed run {info['run_id']} in {k} processes: {records} record(s) in {os.path.relpath(output)}",
+        f"flordb: replayed run {t.run_id} in {len(t.parts)} processes: {records} record(s) in {os.path.relpath(t.output)}",
         file=sys.stderr,
     )
-    raise SystemExit(0)
 
 
 def _merge(parts: list[Path], output: Path) -> None:
     tmp = output.with_name(output.name + ".tmp")
     with tmp.open("w") as out:
         for j, part in enumerate(parts):
+            if not part.exists():  # a task that recorded nothing
+                continue
             with part.open() as f:
                 for line in f:
                     # Every task records the args; the first task's copy is kept.

@@ -195,8 +195,8 @@ def _at_exit() -> None:
     except FlorError as err:
         print(f"flordb: the run could not be saved completely: {err}", file=sys.stderr)
         return
-    if _replay.active() and not _state.exit_code:
-        _replay.summary(summary)
+    if _replay.active():
+        _replay.summary(summary, failed=bool(_state.exit_code))
     if summary and unread:
         names = ", ".join(unread)
         print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
