@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install demo test test-rust test-python bench fmt lint clean
+.PHONY: help install torch demo test test-rust test-python bench fmt lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,7 +15,25 @@ $(VENV)/.deps: requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.deps ## Build the engine and install `flordb` and `flor` into .venv/
+# torch for the replay exactness tests and benchmarks: installed once from PyPI into a
+# cache outside the checkout (several GB of CUDA libraries), and put on .venv's path by a
+# .pth file. If it cannot be installed, the torch tests skip and say why.
+TORCH_VERSION ?= 2.15.0
+TORCH_DIR     ?= $(HOME)/.cache/flordb/torch-$(TORCH_VERSION)
+
+torch: $(VENV)/.deps ## Install torch (cached in ~/.cache/flordb) for the torch tests and benchmarks
+	@if [ ! -d "$(TORCH_DIR)" ]; then \
+		echo "installing torch $(TORCH_VERSION) into $(TORCH_DIR) (once)"; \
+		rm -rf "$(TORCH_DIR).tmp"; \
+		$(PIP) install -q --target "$(TORCH_DIR).tmp" torch==$(TORCH_VERSION) \
+			&& mv "$(TORCH_DIR).tmp" "$(TORCH_DIR)" \
+			|| echo "warning: torch could not be installed; the torch tests will be skipped"; \
+	fi
+	@if [ -d "$(TORCH_DIR)" ]; then \
+		echo "$(TORCH_DIR)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/flordb-torch.pth"; \
+	fi
+
+install: $(VENV)/.deps torch ## Build the engine and install `flordb` and `flor` into .venv/
 	rm -f python/flordb/_native*.so
 	$(VENV)/bin/maturin develop --release -q
 

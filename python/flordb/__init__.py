@@ -21,17 +21,20 @@ live Python objects. ``import flor`` gives the 2023 names (``MTK``, ``log_record
 """
 
 from ._native import (
+    CheckpointError,
     FlorError,
     GitError,
     ProjectNotFoundError,
     QueryError,
     RecordError,
+    ReplayError,
     StoreError,
     __version__,
 )
 from ._session import ArgError, arg, commit, iteration, log, loop
 from ._frames import dataframe, query, runs, unpack
 from ._artifacts import MissingDependencyError, plot_confusion_matrix
+from ._ckpt import checkpointing, checkpoints, load_checkpoint
 
 VALUE_TYPE_LOG = 1
 VALUE_TYPE_IO = 2
@@ -40,18 +43,23 @@ VALUE_TYPE_START = 4
 
 __all__ = [
     "ArgError",
+    "CheckpointError",
     "FlorError",
     "GitError",
     "MissingDependencyError",
     "ProjectNotFoundError",
     "QueryError",
     "RecordError",
+    "ReplayError",
     "StoreError",
     "__version__",
     "arg",
+    "checkpointing",
+    "checkpoints",
     "commit",
     "dataframe",
     "iteration",
+    "load_checkpoint",
     "log",
     "loop",
     "plot_confusion_matrix",

@@ -29,6 +29,30 @@ class Flags:
     epsilon: float | None = None
     # The command line as given, before FlorDB's flags were taken out.
     original: list[str] = field(default_factory=list)
+    # Replay (spec §3.1): --replay_flor --apply a,b --iter epoch=1,3 --override k=v --workers N
+    replay: bool = False
+    apply: list[str] = field(default_factory=list)
+    iters: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)
+    workers: int = 1
+    # Internal, for the replay orchestrator and its workers: which run, which file.
+    replay_run: str | None = None
+    replay_output: str | None = None
+
+
+_VALUED = ("--apply", "--iter", "--override", "--workers", "--replay_run", "--replay_output")
+
+
+def check_iter_spec(loop: str, spec: str) -> str:
+    """Validates an --iter SPEC: all, last, none, empty (none) or a comma list of ints."""
+    text = spec.strip()
+    if text in ("all", "last", "none", ""):
+        return text or "none"
+    try:
+        [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"flordb: --iter {loop}={spec}: expected all, last, none or iterations like 0,2,5") from None
+    return text
 
 
 def _is_flag(token: str) -> bool:
@@ -88,9 +112,61 @@ def take_flags(argv: list[str]) -> tuple[Flags, list[str]]:
                     raise SystemExit(f"flordb: --kwargs {item!r} has no name before '='")
                 flags.kwargs[name] = value
             continue
+        if token == "--replay_flor":
+            flags.replay = True
+            i += 1
+            continue
+        flag, eq, inline = token.partition("=")
+        if flag in _VALUED:
+            if eq:
+                value = inline
+                i += 1
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 2
+            else:
+                raise SystemExit(f"flordb: {flag} needs a value")
+            _take_valued(flags, flag, value)
+            continue
         rest.append(token)
         i += 1
+    _check(flags)
     return flags, rest
+
+
+def _take_valued(flags: Flags, flag: str, value: str) -> None:
+    if flag == "--apply":
+        flags.apply.extend(n.strip() for n in value.split(",") if n.strip())
+    elif flag in ("--iter", "--override"):
+        name, eq, spec = value.partition("=")
+        if not eq or not name:
+            example = "epoch=0,2" if flag == "--iter" else "device=cpu"
+            raise SystemExit(f"flordb: {flag} {value!r}: expected NAME=VALUE (e.g. {flag} {example})")
+        if flag == "--iter":
+            flags.iters[name] = check_iter_spec(name, spec)
+        else:
+            flags.overrides[name] = spec
+    elif flag == "--workers":
+        try:
+            flags.workers = int(value)
+        except ValueError:
+            flags.workers = 0
+        if flags.workers < 1:
+            raise SystemExit(f"flordb: --workers {value!r}: expected a number of processes, 1 or more")
+    elif flag == "--replay_run":
+        flags.replay_run = value
+    else:
+        flags.replay_output = value
+
+
+def _check(flags: Flags) -> None:
+    if flags.replay and flags.kwargs:
+        raise SystemExit(
+            "flordb: cannot combine --kwargs with --replay_flor: replay uses the recorded run's args; "
+            "use --override KEY=VALUE for args the run did not read"
+        )
+    if not flags.replay and (flags.apply or flags.iters or flags.overrides or flags.workers != 1 or flags.replay_run):
+        raise SystemExit("flordb: --apply / --iter / --override / --workers require --replay_flor")
 
 
 def install() -> Flags:

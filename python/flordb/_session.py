@@ -16,7 +16,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, TypeVar
 
-from . import _argv, _artifacts, _interactive, _native
+from . import _argv, _artifacts, _ckpt, _interactive, _native, _replay
 from ._native import FlorError
 
 T = TypeVar("T")
@@ -76,7 +76,10 @@ def arg(name: str, default: Any = None) -> Any:
     default. Without a default the text is read as JSON when it can be.
     """
     _state.read_args.add(name)
-    if name in _state.flags.kwargs:
+    found, value = _replay.arg_value(name, default, _cast) if _replay.active() else (False, None)
+    if found:
+        pass
+    elif name in _state.flags.kwargs:
         value = _cast(name, _state.flags.kwargs[name], default)
     elif default is not None:
         value = default
@@ -91,8 +94,48 @@ def loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
 
     Everything logged inside carries the loop's 0-based position (and the item's text
     when it is a plain value). The outermost loop's iteration boundaries make what was
-    logged durable. ``break`` and exceptions close the loop properly.
+    logged durable and, inside ``flor.checkpointing(...)``, are where checkpoints are
+    taken. ``break`` and exceptions close the loop properly. In replay
+    (``--replay_flor``) it runs only the iterations the replay needs.
     """
+    if _replay.active():
+        return _replay.loop(name, iterable)
+    if _ckpt.enrolled():
+        return _checkpointed_loop(name, iterable)
+    return _plain_loop(name, iterable)
+
+
+def _size(iterable: Iterable) -> int | None:
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _checkpointed_loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
+    depth = _native.loop_enter(name)
+    step = _native.loop_next
+    outer = depth == 0
+    n = _size(iterable) if outer else None
+    try:
+        if outer:
+            _ckpt.outer_enter(name)
+        for i, item in enumerate(iterable):
+            step(depth, i, item)
+            if outer:
+                _ckpt.outer_start(i, n is not None and i == n - 1)
+            yield item
+            if outer:
+                _ckpt.outer_end(i)
+        if depth == 1:
+            _ckpt.nested_exit()
+    finally:
+        if outer:
+            _ckpt.outer_exit()
+        _native.loop_exit(depth)
+
+
+def _plain_loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
     depth = _native.loop_enter(name)
     step = _native.loop_next
     try:
@@ -153,6 +196,8 @@ def _at_exit() -> None:
     except FlorError as err:
         print(f"flordb: the run could not be saved completely: {err}", file=sys.stderr)
         return
+    if _replay.active():
+        _replay.summary(summary, failed=bool(_state.exit_code))
     if summary and unread:
         names = ", ".join(unread)
         print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
@@ -168,6 +213,9 @@ def _configure() -> None:
     _configure_at(os.getcwd())
     # Objects the native converter would log as str(obj), and image paths, go here.
     _native.set_object_hook(_artifacts._object_hook)
+    _ckpt.configure_from_env()
+    if _state.flags.replay:
+        _replay.setup(_state.flags)
     _install_exit_hooks()
     _interactive.install(_configure_at, _native.commit, lambda: _native.current_run() is not None)
 

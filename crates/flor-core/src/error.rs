@@ -34,6 +34,12 @@ pub enum Error {
         "no FlorDB project found at {0} or above (run a script that imports flordb, or `git init`)"
     )]
     NoProject(PathBuf),
+    /// A checkpoint is missing, incomplete or does not verify.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A replay cannot be set up or carried out as asked.
+    #[error("replay: {0}")]
+    Replay(String),
     /// A name or argument given by the user is not acceptable.
     #[error("{0}")]
     Invalid(String),

@@ -7,6 +7,10 @@
 //! - [`pivot`]: every run as one table, typed columns, one row per loop context.
 //! - [`analyze`]: tree-sitter reading of training scripts: log sites, loop levels and
 //!   propagation of today's log statements into old versions.
+//! - [`ckpt`]: checkpoints of the training state: content-addressed chunks, manifests,
+//!   the background writer and the adaptive policy.
+//! - [`replay`]: which iterations a replay executes, skips or restores, and where its
+//!   records go.
 //! - [`git`]: code snapshots per run, kept under `refs/flor/` without touching the user's
 //!   working tree, index, HEAD or branches.
 //!
@@ -19,10 +23,12 @@
 //! ```
 
 pub mod analyze;
+pub mod ckpt;
 mod error;
 pub mod git;
 pub mod pivot;
 pub mod record;
+pub mod replay;
 pub mod store;
 
 pub use error::{Error, Result};

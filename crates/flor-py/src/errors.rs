@@ -37,6 +37,19 @@ create_exception!(
     "A run file holds a line that is not a FlorDB record."
 );
 
+create_exception!(
+    flordb,
+    CheckpointError,
+    FlorError,
+    "A checkpoint is missing, incomplete or does not verify."
+);
+create_exception!(
+    flordb,
+    ReplayError,
+    FlorError,
+    "A replay cannot be set up or carried out as asked."
+);
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("FlorError", py.get_type::<FlorError>())?;
@@ -48,6 +61,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<ProjectNotFoundError>(),
     )?;
     m.add("RecordError", py.get_type::<RecordError>())?;
+    m.add("CheckpointError", py.get_type::<CheckpointError>())?;
+    m.add("ReplayError", py.get_type::<ReplayError>())?;
     Ok(())
 }
 
@@ -61,6 +76,8 @@ pub(crate) fn to_py(err: flor_core::Error) -> PyErr {
         E::Git { .. } => GitError::new_err(msg),
         E::NoProject(_) => ProjectNotFoundError::new_err(msg),
         E::BadRecord { .. } => RecordError::new_err(msg),
+        E::Checkpoint(_) => CheckpointError::new_err(msg),
+        E::Replay(_) => ReplayError::new_err(msg),
         E::Invalid(_) => FlorError::new_err(msg),
     }
 }

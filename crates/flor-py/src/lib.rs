@@ -4,10 +4,12 @@
 
 use pyo3::prelude::*;
 
+mod checkpoints;
 mod convert;
 mod errors;
 mod reading;
 mod recording;
+mod replaying;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -15,6 +17,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     recording::register(m)?;
     reading::register(m)?;
+    checkpoints::register(m)?;
+    replaying::register(m)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     Ok(())
 }

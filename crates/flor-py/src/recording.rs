@@ -33,7 +33,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// Runs `f` on the process's recorder, then prints any warnings it left.
-fn with_recorder<T>(
+pub(crate) fn with_recorder<T>(
     py: Python<'_>,
     f: impl FnOnce(&mut Recorder) -> flor_core::Result<T>,
 ) -> PyResult<T> {

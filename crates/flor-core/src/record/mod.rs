@@ -12,7 +12,7 @@ pub use ctx::{segments_json, Ctx, Segment};
 pub use identity::{local_time, local_tstamp, RunId};
 pub use line::{parse_line, write_line, LineHeader, ParsedLine};
 pub(crate) use recorder::hostname;
-pub use recorder::{CommitSummary, Recorder, RunConfig, RunStatus};
+pub use recorder::{CommitSummary, Recorder, ReplaySink, RunConfig, RunStatus};
 pub use value::{parse_lenient, write_json_str, Value, ValueType};
 
 use std::sync::Arc;

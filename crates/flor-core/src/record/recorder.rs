@@ -6,7 +6,7 @@
 //! The hot path (`log`) does no I/O: it clones the current context (`Arc`) and sends
 //! the record to the writer thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::writer::{Msg, Writer};
 use super::{identity, meta, Ctx, Kind, LineHeader, Record, RunId, Segment, Value};
+use crate::ckpt::{CkptWriter, Policy, Submission, WriterStats};
 use crate::git::{Repo, Snapshot};
 use crate::store::Layout;
 use crate::Result;
@@ -35,6 +36,20 @@ pub struct RunConfig {
     pub python: Option<String>,
     /// The run's name (`--flor NAME`, flordb 2.x's `runid`), if the user gave one.
     pub name: Option<String>,
+}
+
+/// Where a replay's records go instead of a new run: the historical run's identity and
+/// a file of its own under `.flor/replays/`. Only `apply` names and args are recorded.
+#[derive(Debug, Clone)]
+pub struct ReplaySink {
+    pub run_id: String,
+    pub tstamp: String,
+    pub projid: String,
+    pub filename: String,
+    /// The replay file; written as `<output>.tmp` and renamed when the replay finishes.
+    pub output: PathBuf,
+    /// The names recorded; empty: every name.
+    pub apply: HashSet<String>,
 }
 
 /// How a run ended.
@@ -120,6 +135,12 @@ pub struct Recorder {
     setup_emitted: bool,
     main_work_end: Option<Instant>,
     warnings: Vec<String>,
+    replay: Option<ReplaySink>,
+    /// In replay, whether the current iteration records nothing (it only rebuilds state).
+    muted: bool,
+    ckpt: Option<CkptWriter>,
+    policy: Policy,
+    ckpt_stats: Option<WriterStats>,
 }
 
 impl Recorder {
@@ -138,6 +159,11 @@ impl Recorder {
             setup_emitted: false,
             main_work_end: None,
             warnings: Vec::new(),
+            replay: None,
+            muted: false,
+            ckpt: None,
+            policy: Policy::default(),
+            ckpt_stats: None,
         }
     }
 
@@ -179,6 +205,12 @@ impl Recorder {
     }
 
     fn emit(&mut self, name: &str, value: Value, kind: Kind, arg: bool) -> Result<()> {
+        if let Some(sink) = &self.replay {
+            let projected = sink.apply.is_empty() || sink.apply.contains(name);
+            if !arg && (self.muted || kind != Kind::Log || !projected) {
+                return Ok(());
+            }
+        }
         self.ensure_run()?;
         let name = self.intern(name);
         let ctx = self.current_ctx();
@@ -369,6 +401,9 @@ impl Recorder {
             return Ok(());
         }
         self.layout.create()?;
+        if let Some(sink) = &self.replay {
+            return self.start_replay_file(sink.clone());
+        }
         let id = RunId::new();
         let tstamp = identity::local_tstamp();
         let path = self.layout.run_file(&id);
@@ -421,6 +456,128 @@ impl Recorder {
         header
     }
 
+    fn start_replay_file(&mut self, sink: ReplaySink) -> Result<()> {
+        let tmp = tmp_path(&sink.output);
+        if let Some(dir) = tmp.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+        }
+        let _ = std::fs::remove_file(&tmp);
+        let header = LineHeader::new(&sink.projid, &sink.tstamp, &sink.filename);
+        let writer = Writer::spawn(&tmp, header)?;
+        self.run = Some(ActiveRun {
+            pending: Vec::with_capacity(BATCH),
+            id: RunId::from_string(sink.run_id.clone()),
+            tstamp: sink.tstamp.clone(),
+            path: sink.output.clone(),
+            writer,
+            snapshot: None,
+            args: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Turns this process into a replay of a recorded run: nothing is recorded as a
+    /// new run; the `apply` names and the args go to the sink's file.
+    pub fn start_replay(&mut self, sink: ReplaySink) {
+        self.replay = Some(sink);
+    }
+
+    pub fn replay_sink(&self) -> Option<&ReplaySink> {
+        self.replay.as_ref()
+    }
+
+    /// In replay: whether what is logged from now on is dropped.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Sets the checkpoint budget (a fraction of training time).
+    pub fn set_epsilon(&mut self, epsilon: f64) {
+        self.policy = Policy::new(epsilon);
+    }
+
+    /// At the start of an outer iteration: whether to checkpoint it.
+    pub fn ckpt_decide(&mut self, force: bool) -> bool {
+        self.replay.is_none() && self.policy.decide(Instant::now(), force)
+    }
+
+    /// Hands a checkpoint to the background writer. `copy_secs` is what copying the
+    /// state out cost the caller; it counts against the budget with this call's time.
+    pub fn checkpoint(&mut self, submission: Submission, copy_secs: f64) -> Result<()> {
+        if self.replay.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.ensure_run()?;
+        if self.ckpt.is_none() {
+            let id = self
+                .run
+                .as_ref()
+                .map(|r| r.id.to_string())
+                .unwrap_or_default();
+            self.ckpt = Some(CkptWriter::spawn(self.layout.flor_dir(), id)?);
+        }
+        if let Some(w) = &self.ckpt {
+            w.submit(submission);
+        }
+        self.policy
+            .charge(copy_secs + started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// What checkpointing did in the current (or last committed) run.
+    pub fn ckpt_stats(&self) -> (Option<WriterStats>, f64, u64, u64) {
+        let stats = self
+            .ckpt
+            .as_ref()
+            .map(CkptWriter::stats)
+            .or(self.ckpt_stats);
+        (
+            stats,
+            self.policy.spent(),
+            self.policy.taken,
+            self.policy.skipped,
+        )
+    }
+
+    fn finish_checkpoints(&mut self) -> Result<()> {
+        let Some(writer) = self.ckpt.take() else {
+            return Ok(());
+        };
+        let spent = self.policy.spent();
+        match writer.finish() {
+            Ok(stats) => {
+                self.ckpt_stats = Some(stats);
+                self.emit("time::ckpt", Value::Float(spent), Kind::Time, false)?;
+            }
+            Err(err) => self.warnings.push(format!(
+                "some checkpoints of this run were not saved: {err}"
+            )),
+        }
+        Ok(())
+    }
+
+    fn commit_replay(&mut self, status: RunStatus) -> Result<Option<CommitSummary>> {
+        let Some(mut run) = self.run.take() else {
+            return Ok(None);
+        };
+        run.flush();
+        let records = run.writer.finish()?;
+        self.reset();
+        let tmp = tmp_path(&run.path);
+        if status == RunStatus::Finished {
+            std::fs::rename(&tmp, &run.path).map_err(|e| crate::Error::io(&run.path, e))?;
+        } else {
+            // A failed replay leaves nothing partial behind.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(Some(CommitSummary {
+            run_id: run.id,
+            records,
+            version: None,
+        }))
+    }
+
     /// Ends the active run: timing records, the end record, the complete file, the
     /// SQLite cache, then git. Returns `None` when no run was active. Problems after
     /// the file is complete are warnings: the file is the truth and nothing is lost.
@@ -428,10 +585,14 @@ impl Recorder {
         if self.run.is_none() {
             return Ok(None);
         }
+        if self.replay.is_some() {
+            return self.commit_replay(status);
+        }
         // Loops left open (an exception in a generator never closed) end here.
         while let Some(depth) = self.frames.len().checked_sub(1) {
             self.loop_exit(depth)?;
         }
+        self.finish_checkpoints()?;
         let now = Instant::now();
         let script_secs = now.duration_since(self.origin).as_secs_f64();
         self.emit("time::script", Value::Float(script_secs), Kind::Time, false)?;
@@ -502,6 +663,8 @@ impl Recorder {
         self.setup_emitted = false;
         self.main_work_end = None;
         self.origin = Instant::now();
+        self.muted = false;
+        self.policy = Policy::new(self.policy.epsilon());
     }
 }
 
@@ -526,6 +689,12 @@ fn spawn_snapshot(
         }]));
         Ok(snap)
     })
+}
+
+fn tmp_path(output: &std::path::Path) -> PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    output.with_file_name(name)
 }
 
 fn unix_now() -> f64 {

@@ -21,13 +21,13 @@ pub struct SyncReport {
     pub records: usize,
 }
 
-struct FileStamp {
-    name: String,
-    size: i64,
-    mtime_ns: i64,
+pub(super) struct FileStamp {
+    pub(super) name: String,
+    pub(super) size: i64,
+    pub(super) mtime_ns: i64,
 }
 
-fn stamp(path: &Path) -> Result<FileStamp> {
+pub(super) fn stamp(path: &Path) -> Result<FileStamp> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let mtime_ns = meta
         .modified()
@@ -65,6 +65,13 @@ impl Store {
                 known.insert(path, v);
             }
         }
+        // Replay files are keyed `replays/<run>/<file>`; they are synced after the runs.
+        let replays: HashMap<String, (i64, i64, i64)> = known
+            .iter()
+            .filter(|(k, _)| k.starts_with(super::replays::PREFIX))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        known.retain(|k, _| !k.starts_with(super::replays::PREFIX));
         let mut report = SyncReport::default();
         let mut seen = HashSet::new();
         for path in self.layout.run_files()? {
@@ -97,6 +104,7 @@ impl Store {
             tx.commit()?;
             report.removed = gone.len();
         }
+        self.sync_replays(&replays, &mut report)?;
         Ok(report)
     }
 
@@ -124,7 +132,7 @@ impl Store {
             "DELETE FROM records WHERE run = ?1 AND source = ?2",
             params![run_pk, Source::Forward as u8],
         )?;
-        let count = insert_records(&tx, run_pk, &run, Source::Forward)?;
+        let count = insert_records(&tx, run_pk, &run, Source::Forward, 0)?;
         tx.execute(
             "INSERT INTO files(path, run, size, mtime_ns) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(path) DO UPDATE SET run = excluded.run, size = excluded.size, mtime_ns = excluded.mtime_ns",
@@ -176,7 +184,13 @@ fn upsert_run(tx: &Transaction, run: &RunFile) -> Result<i64> {
     )?)
 }
 
-fn insert_records(tx: &Transaction, run_pk: i64, run: &RunFile, source: Source) -> Result<usize> {
+pub(super) fn insert_records(
+    tx: &Transaction,
+    run_pk: i64,
+    run: &RunFile,
+    source: Source,
+    first_seq: i64,
+) -> Result<usize> {
     let mut names: HashMap<&str, i64> = HashMap::new();
     let mut ctxs: HashMap<String, i64> = HashMap::new();
     let mut add_name = tx.prepare_cached("INSERT OR IGNORE INTO names(text) VALUES (?1)")?;
@@ -214,7 +228,7 @@ fn insert_records(tx: &Transaction, run_pk: i64, run: &RunFile, source: Source) 
         };
         insert.execute(params![
             run_pk,
-            seq as i64,
+            first_seq + seq as i64,
             ctx_id,
             name_id,
             SqlValue(&rec.value),

@@ -5,6 +5,8 @@
 //! .flor/runs/<run>.jsonl  one file per run, the source of truth
 //! .flor/flor.db           the SQLite cache, derived from the run files
 //! .flor/tmp/              git's temporary index files and locks
+//! .flor/replays/<run>/    replay results for a run (`source = replay`), one file per request
+//! .flor/ckpts/<run>/      checkpoint manifests; .flor/objects/ their chunks
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,36 @@ impl Layout {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.flor_dir().join("tmp")
+    }
+
+    pub fn replays_dir(&self) -> PathBuf {
+        self.flor_dir().join("replays")
+    }
+
+    /// Every finished replay file as `(run id, path)`, sorted.
+    pub fn replay_files(&self) -> Result<Vec<(String, PathBuf)>> {
+        let mut out = Vec::new();
+        let dir = self.replays_dir();
+        let runs = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        for run in runs.filter_map(|e| e.ok().map(|e| e.path())) {
+            let Some(id) = run.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            let Ok(files) = std::fs::read_dir(&run) else {
+                continue;
+            };
+            for f in files.filter_map(|e| e.ok().map(|e| e.path())) {
+                if f.extension().is_some_and(|x| x == "jsonl") {
+                    out.push((id.clone(), f));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     pub fn run_file(&self, id: &RunId) -> PathBuf {

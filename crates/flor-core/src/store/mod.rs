@@ -6,6 +6,7 @@
 mod import;
 mod layout;
 mod query;
+mod replays;
 mod runfile;
 mod schema;
 

@@ -1,0 +1,141 @@
+//! The content-addressed chunk store under `.flor/objects/`: one file per distinct
+//! buffer, named by the blake3 hash of its bytes (`ab/cdef...`), so a tensor that does not
+//! change between iterations or runs is stored once. Each file is one tag byte (0 raw,
+//! 1 zstd) and the payload: buffers that do not compress (most float weights compress
+//! little) are kept raw, so the store never holds more than the raw bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+const RAW: u8 = 0;
+const ZSTD: u8 = 1;
+/// Fast compression: the writer thread must keep up with training.
+const LEVEL: i32 = 1;
+
+/// A buffer in the store: its hash and its length before compression.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub hash: String,
+    pub len: u64,
+}
+
+/// The `.flor/objects/` folder.
+#[derive(Debug, Clone)]
+pub struct ChunkStore {
+    dir: PathBuf,
+}
+
+impl ChunkStore {
+    /// The store of the project whose `.flor/` folder is `flor_dir`; nothing is created yet.
+    pub fn new(flor_dir: &Path) -> Self {
+        ChunkStore {
+            dir: flor_dir.join("objects"),
+        }
+    }
+
+    fn path(&self, hash: &str) -> PathBuf {
+        self.dir.join(&hash[..2]).join(&hash[2..])
+    }
+
+    /// The reference of `data` without storing it.
+    pub fn reference(data: &[u8]) -> ChunkRef {
+        ChunkRef {
+            hash: blake3::hash(data).to_hex().to_string(),
+            len: data.len() as u64,
+        }
+    }
+
+    /// Whether the chunk's file exists (its content is checked by [`ChunkStore::get`]).
+    pub fn has(&self, chunk: &ChunkRef) -> bool {
+        self.path(&chunk.hash).is_file()
+    }
+
+    /// Stores `data` unless a chunk with its hash is already there. Returns its
+    /// reference and the bytes written (0 when it was already stored).
+    pub fn put(&self, data: &[u8]) -> Result<(ChunkRef, u64)> {
+        let chunk = Self::reference(data);
+        let path = self.path(&chunk.hash);
+        if path.is_file() {
+            return Ok((chunk, 0));
+        }
+        let compressed = zstd::bulk::compress(data, LEVEL)
+            .map_err(|e| Error::Checkpoint(format!("compressing a chunk: {e}")))?;
+        let (tag, payload) = if compressed.len() < data.len() {
+            (ZSTD, compressed.as_slice())
+        } else {
+            (RAW, data)
+        };
+        let dir = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", &chunk.hash[2..], std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&[tag])?;
+            f.write_all(payload)?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&path, e)
+        })?;
+        Ok((chunk, payload.len() as u64 + 1))
+    }
+
+    /// Reads a chunk back and checks that its bytes hash to its name.
+    pub fn get(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
+        let path = self.path(&chunk.hash);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::Checkpoint(format!("chunk {} is missing ({e})", chunk.hash)))?;
+        let data = match bytes.split_first() {
+            Some((&RAW, rest)) => rest.to_vec(),
+            Some((&ZSTD, rest)) => zstd::bulk::decompress(rest, chunk.len as usize)
+                .map_err(|e| Error::Checkpoint(format!("chunk {} is corrupt: {e}", chunk.hash)))?,
+            _ => {
+                return Err(Error::Checkpoint(format!(
+                    "chunk {} is corrupt: unknown format",
+                    chunk.hash
+                )))
+            }
+        };
+        if data.len() as u64 != chunk.len || blake3::hash(&data).to_hex().as_str() != chunk.hash {
+            return Err(Error::Checkpoint(format!(
+                "chunk {} does not match its hash",
+                chunk.hash
+            )));
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stores_once_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(dir.path());
+        let data = vec![7u8; 100_000];
+        let (a, written) = store.put(&data).unwrap();
+        assert!(written > 0 && written < 1000, "{written}");
+        let (b, again) = store.put(&data).unwrap();
+        assert_eq!((a.clone(), 0), (b, again));
+        assert_eq!(store.get(&a).unwrap(), data);
+        // Incompressible data is kept raw: never more than the raw bytes plus the tag.
+        let noise: Vec<u8> = (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let (n, written) = store.put(&noise).unwrap();
+        assert!(written <= noise.len() as u64 + 1);
+        assert_eq!(store.get(&n).unwrap(), noise);
+        // A tampered chunk is refused.
+        let path = store.path(&a.hash);
+        std::fs::write(&path, [0u8, 1, 2]).unwrap();
+        assert!(store.get(&a).unwrap_err().to_string().contains("hash"));
+    }
+}

@@ -1,0 +1,123 @@
+//! The run a replay reproduces: which one (the newest finished run of the script, or one
+//! named), its args, how many iterations each outer loop had, and where the replay's
+//! records go.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::record::{Kind, Value};
+use crate::store::{RunFile, RunInfo, Store};
+use crate::{Error, Result};
+
+/// A recorded run, as replay needs it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub run_id: String,
+    pub tstamp: String,
+    pub projid: String,
+    pub filename: String,
+    pub script: Option<String>,
+    /// Run-level `flor.arg` values, in the order they were read (the last read wins).
+    pub args: Vec<(String, Value)>,
+    /// Iterations of each outer loop, by name (the largest recorded position + 1).
+    pub loop_counts: BTreeMap<String, i64>,
+    /// The `.flor/` folder of the project.
+    pub flor_dir: PathBuf,
+}
+
+/// Finds the run to replay. `run` names one by run id or tstamp; otherwise the newest
+/// finished run whose script is `script` (a path relative to the project root). Never
+/// another script's run: flordb 4 took the newest run file of any script (spec §9.3 #8).
+pub fn find(store: &Store, script: Option<&str>, run: Option<&str>) -> Result<Target> {
+    let runs = store.runs()?;
+    let chosen: &RunInfo = match run {
+        Some(wanted) => runs
+            .iter()
+            .find(|r| r.run_id == wanted || r.tstamp == wanted)
+            .ok_or_else(|| Error::Replay(format!("no recorded run {wanted:?} in this project")))?,
+        None => {
+            let script = script.ok_or_else(|| {
+                Error::Replay(
+                    "replay needs a script file inside the project (python path/to/train.py --replay_flor ...)".into(),
+                )
+            })?;
+            let same: Vec<&RunInfo> = runs
+                .iter()
+                .filter(|r| r.script.as_deref() == Some(script))
+                .collect();
+            same.iter()
+                .rev()
+                .find(|r| r.status == "finished")
+                .copied()
+                .ok_or_else(|| {
+                    if same.is_empty() {
+                        Error::Replay(format!(
+                            "no recorded run of {script} to replay: record one first (python {script})"
+                        ))
+                    } else {
+                        Error::Replay(format!(
+                            "no finished run of {script} to replay ({} run(s) failed or were killed)",
+                            same.len()
+                        ))
+                    }
+                })?
+        }
+    };
+    let path = store
+        .layout()
+        .runs_dir()
+        .join(format!("{}.jsonl", chosen.run_id));
+    let file = RunFile::read(&path)?;
+    let mut args: Vec<(String, Value)> = Vec::new();
+    let mut loop_counts: BTreeMap<String, i64> = BTreeMap::new();
+    for rec in &file.records {
+        if let Some(seg) = rec.ctx.as_ref().and_then(|c| c.first()) {
+            if let Some(it) = seg.iteration {
+                let n = loop_counts.entry(seg.name.clone()).or_insert(0);
+                *n = (*n).max(it + 1);
+            }
+        } else if rec.arg && rec.kind == Kind::Log {
+            args.retain(|(n, _)| *n != rec.name);
+            args.push((rec.name.clone(), rec.value.clone()));
+        }
+    }
+    Ok(Target {
+        run_id: chosen.run_id.clone(),
+        tstamp: file.tstamp,
+        projid: file.projid,
+        filename: file.filename,
+        script: chosen.script.clone(),
+        args,
+        loop_counts,
+        flor_dir: store.layout().flor_dir(),
+    })
+}
+
+impl Target {
+    /// The file a replay of `names` writes, under `.flor/replays/<run>/`. The same
+    /// request (names and `tag`: the iterations and overrides) replaces its earlier
+    /// file, so replaying twice does not duplicate rows.
+    pub fn output(&self, names: &[String], tag: &str) -> PathBuf {
+        let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let key = format!("{}\u{0}{tag}", sorted.join("\u{0}"));
+        let hash = blake3::hash(key.as_bytes()).to_hex();
+        let label: String = sorted
+            .join(",")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_,.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(60)
+            .collect();
+        self.flor_dir
+            .join("replays")
+            .join(&self.run_id)
+            .join(format!("{label}.{}.jsonl", &hash[..12]))
+    }
+}

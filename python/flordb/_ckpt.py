@@ -1,0 +1,377 @@
+"""Checkpoints of the training state: ``checkpointing`` (enrolment), taking them at the
+outer ``flor.loop``'s iteration boundaries, restoring them in replay, and reading them
+back with ``checkpoints`` / ``load_checkpoint``.
+
+A checkpoint is the enrolled objects' state plus the RNG states (Python ``random``,
+numpy's global generator, torch's CPU and CUDA generators). Tensors and arrays become
+raw byte buffers (the "leaves") that the engine copies once and then hashes, compresses
+and stores on its own thread; everything else is pickled into a small "skeleton" with
+placeholders where the leaves were. torch is never imported here: it is used only if
+the script already imported it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import sys
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from . import _native
+from ._native import CheckpointError, FlorError
+
+# The objects enrolled by the innermost active `flor.checkpointing(...)`.
+_enrolled: dict[str, Any] = {}
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, tuple, frozenset, type(None))
+
+
+class _Leaf:
+    """Placeholder for a tensor or array in a pickled skeleton."""
+
+    __slots__ = ("index", "kind", "dtype", "shape")
+
+    def __init__(self, index: int, kind: str, dtype: Any, shape: tuple):
+        self.index, self.kind, self.dtype, self.shape = index, kind, dtype, shape
+
+    def __reduce__(self):
+        return (_Leaf, (self.index, self.kind, self.dtype, self.shape))
+
+
+def enrolled() -> dict[str, Any]:
+    return _enrolled
+
+
+@contextmanager
+def checkpointing(*, epsilon: float | None = None, **objs: Any) -> Iterator[None]:
+    """Enrols objects whose state is checkpointed at the outer ``flor.loop``'s
+    iteration boundaries and restored by replay::
+
+        with flor.checkpointing(model=net, optimizer=opt, scheduler=sched):
+            for epoch in flor.loop("epoch", range(10)):
+                ...
+
+    Anything with ``state_dict()``/``load_state_dict()`` (torch modules, optimizers, LR
+    schedulers, grad scalers), numpy arrays (restored in place), and mutable picklable
+    objects (dicts, lists, objects with attributes) can be enrolled. RNG states are
+    always captured. ``epsilon`` is the budget: checkpoints may cost at most that
+    fraction of training time (default 1/15, or ``FLOR_EPSILON``); when they are cheap
+    every iteration is kept.
+    """
+    for name, obj in objs.items():
+        if isinstance(obj, _IMMUTABLE):
+            raise FlorError(
+                f"flor.checkpointing({name}=...): a {type(obj).__name__} cannot be restored in place; "
+                "enrol a mutable container that holds it (a dict or a list)"
+            )
+    if epsilon is not None:
+        _native.set_epsilon(float(epsilon))
+    previous = dict(_enrolled)
+    _enrolled.update(objs)
+    from . import _replay
+
+    _replay.patch_torch()
+    try:
+        yield
+    finally:
+        _enrolled.clear()
+        _enrolled.update(previous)
+
+
+def configure_from_env() -> None:
+    text = os.environ.get("FLOR_EPSILON")
+    if text:
+        try:
+            _native.set_epsilon(float(text))
+        except ValueError:
+            raise FlorError(f"FLOR_EPSILON={text!r} is not a number (e.g. 0.0667 for 1/15)") from None
+
+
+# -- capturing ------------------------------------------------------------------------
+
+
+def _is_module(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def _capture_object(obj: Any) -> tuple[str, Any]:
+    if hasattr(obj, "state_dict") and hasattr(obj, "load_state_dict"):
+        state = {"state_dict": obj.state_dict()}
+        if _is_module(obj):
+            state["training"] = [m.training for m in obj.modules()]
+        return "state_dict", state
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(obj, np.ndarray):
+        return "numpy", obj
+    return "pickle", obj
+
+
+def _rng_state() -> dict:
+    state: dict[str, Any] = {"random": random.getstate()}
+    np = sys.modules.get("numpy")
+    if np is not None:
+        state["numpy"] = np.random.get_state()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        state["torch"] = torch.get_rng_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _flatten(x: Any, leaves: list) -> Any:
+    t = type(x)
+    if t is dict or t is OrderedDict:
+        return t((k, _flatten(v, leaves)) for k, v in x.items())
+    if t is list:
+        return [_flatten(v, leaves) for v in x]
+    if t is tuple:
+        return tuple(_flatten(v, leaves) for v in x)
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor) and x.layout == torch.strided and not x.is_quantized:
+        flat = x.detach().resolve_conj().resolve_neg().reshape(-1)
+        if flat.device.type != "cpu":
+            flat = flat.cpu()
+        if flat.dtype != torch.uint8:
+            flat = flat.view(torch.uint8) if flat.numel() else torch.empty(0, dtype=torch.uint8)
+        leaves.append(flat.numpy())
+        return _Leaf(len(leaves) - 1, "torch", str(x.dtype).removeprefix("torch."), tuple(x.shape))
+    np = sys.modules.get("numpy")
+    if np is not None and t is np.ndarray and not x.dtype.hasobject:
+        flat = np.ascontiguousarray(x).reshape(-1)
+        leaves.append(flat.view(np.uint8) if flat.size else np.empty(0, dtype=np.uint8))
+        return _Leaf(len(leaves) - 1, "numpy", x.dtype, x.shape)
+    return x
+
+
+def snapshot(objs: dict[str, Any]) -> tuple[bytes, list, list[tuple[str, str]]]:
+    """The state of ``objs`` and the RNGs: (pickled skeleton, leaf buffers, objects)."""
+    state: dict[str, Any] = {"objects": {}, "rng": _rng_state()}
+    infos = []
+    for name, obj in objs.items():
+        backend, st = _capture_object(obj)
+        state["objects"][name] = (backend, st)
+        infos.append((name, backend))
+    leaves: list = []
+    skeleton = _flatten(state, leaves)
+    try:
+        data = pickle.dumps(skeleton, protocol=5)
+    except Exception as err:  # noqa: BLE001 - any pickling failure is the user's object
+        raise CheckpointError(f"flor.checkpointing: an enrolled object cannot be pickled: {err}") from None
+    return data, leaves, infos
+
+
+# -- restoring ------------------------------------------------------------------------
+
+
+def _unflatten(x: Any, leaves: list, device: Any = None) -> Any:
+    t = type(x)
+    if t is _Leaf:
+        buf = leaves[x.index]
+        if x.kind == "numpy":
+            import numpy as np
+
+            return np.frombuffer(buf, dtype=np.uint8).copy().view(x.dtype).reshape(x.shape)
+        import torch
+
+        raw = torch.frombuffer(bytearray(buf), dtype=torch.uint8) if len(buf) else torch.empty(0, dtype=torch.uint8)
+        dtype = getattr(torch, x.dtype)
+        tensor = (raw.view(dtype) if dtype != torch.uint8 else raw).reshape(x.shape)
+        return tensor.to(device) if device is not None else tensor
+    if t is dict or t is OrderedDict:
+        return t((k, _unflatten(v, leaves, device)) for k, v in x.items())
+    if t is list:
+        return [_unflatten(v, leaves, device) for v in x]
+    if t is tuple:
+        return tuple(_unflatten(v, leaves, device) for v in x)
+    return x
+
+
+def decode(skeleton: bytes, leaves: list, device: Any = None) -> dict:
+    return _unflatten(pickle.loads(skeleton), leaves, device)
+
+
+def _restore_object(name: str, obj: Any, backend: str, state: Any) -> None:
+    if backend == "state_dict":
+        obj.load_state_dict(state["state_dict"])
+        flags = state.get("training")
+        if flags is not None and _is_module(obj):
+            for module, flag in zip(obj.modules(), flags):
+                module.training = flag
+        return
+    if backend == "numpy":
+        if obj.shape != state.shape:
+            raise CheckpointError(f"{name}: the array has shape {obj.shape}, its checkpoint {state.shape}")
+        obj[...] = state
+        return
+    if isinstance(obj, dict):
+        obj.clear()
+        obj.update(state)
+    elif isinstance(obj, (list, bytearray)):
+        obj[:] = state
+    elif isinstance(obj, set):
+        obj.clear()
+        obj.update(state)
+    elif hasattr(obj, "__dict__") and hasattr(state, "__dict__"):
+        obj.__dict__.clear()
+        obj.__dict__.update(state.__dict__)
+    else:
+        raise CheckpointError(f"{name}: a {type(obj).__name__} cannot be restored in place")
+
+
+def _set_rng(state: dict) -> None:
+    random.setstate(state["random"])
+    if "numpy" in state:
+        import numpy as np
+
+        np.random.set_state(state["numpy"])
+    if "torch" in state:
+        import torch
+
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore(objs: dict[str, Any], skeleton: bytes, leaves: list) -> None:
+    """Puts a checkpoint's state back into the live ``objs`` and the RNGs."""
+    state = decode(skeleton, leaves)
+    from ._native import ReplayError
+
+    for name, (backend, st) in state["objects"].items():
+        if name not in objs:
+            raise ReplayError(
+                f"the recorded run checkpointed {name!r}, but this script's flor.checkpointing(...) "
+                f"has no object by that name (it has: {', '.join(objs) or 'none'})"
+            )
+        _restore_object(name, objs[name], backend, st)
+    _set_rng(state["rng"])
+
+
+# -- taking, in forward runs ------------------------------------------------------------
+
+
+class _Taking:
+    run: str | None = None
+    occurrence = -1
+    loop_name = ""
+    epoch = -1
+    take = False
+    nested = 0
+
+
+_taking = _Taking()
+
+
+def _take(iteration: int, point: str, index: int) -> None:
+    started = time.perf_counter()
+    skeleton, leaves, infos = snapshot(_enrolled)
+    _native.ckpt_take(
+        _taking.loop_name, _taking.occurrence, iteration, point, index, skeleton, leaves, infos,
+        time.perf_counter() - started,
+    )
+
+
+def outer_enter(name: str) -> None:
+    current = _native.current_run()
+    run = current[0] if current else None
+    if run != _taking.run:
+        _taking.run, _taking.occurrence = run, -1
+    _taking.occurrence += 1
+    _taking.loop_name = name
+    _taking.take = False
+    _take(-1, "end", 0)
+
+
+def outer_start(iteration: int, last: bool) -> None:
+    _taking.epoch = iteration
+    _taking.nested = 0
+    _taking.take = _native.ckpt_decide(last)
+
+
+def nested_exit() -> None:
+    if _taking.take:
+        _take(_taking.epoch, "nested", _taking.nested)
+        _taking.nested += 1
+
+
+def outer_end(iteration: int) -> None:
+    if _taking.take:
+        _take(iteration, "end", _taking.nested)
+    _taking.take = False
+
+
+def outer_exit() -> None:
+    _taking.take = False
+
+
+# -- reading back -----------------------------------------------------------------------
+
+
+def _run_key(run: Any) -> str:
+    if isinstance(run, str):
+        return run
+    if hasattr(run, "isoformat"):
+        try:
+            return run.isoformat(timespec="microseconds")
+        except TypeError:
+            return run.isoformat()
+    raise TypeError(f"a run is given by its run_id or tstamp, not {type(run).__name__}")
+
+
+def checkpoints(run: Any):
+    """The checkpoints one run saved, as a DataFrame: one row per checkpoint and
+    enrolled object, with columns ``run_id, loop, iteration, point, name, backend,
+    raw_bytes``. ``iteration`` -1 is the loop's entry; ``point`` is ``end`` (after the
+    iteration) or ``nestedK`` (after its K-th nested loop). Reads only manifests."""
+    import pandas as pd
+
+    run_id, flor_dir = _native.resolve_run(os.getcwd(), _run_key(run))
+    rows = []
+    for m in _native.ckpt_list(str(flor_dir), run_id):
+        point = "end" if m["point"] == "end" else f"nested{m['index']}"
+        for name, backend in m["objects"]:
+            rows.append((run_id, m["loop"], m["iteration"], point, name, backend, m["raw_bytes"]))
+    return pd.DataFrame(rows, columns=["run_id", "loop", "iteration", "point", "name", "backend", "raw_bytes"])
+
+
+def load_checkpoint(run: Any, name: str | None = None, *, iteration: int | None = None, loop: str | None = None, map_location: Any = "cpu") -> Any:
+    """Reads back what one checkpoint of ``run`` holds for the enrolled object ``name``:
+    a state_dict (tensors on ``map_location``), a numpy array or the unpickled object.
+
+    ``iteration`` picks the checkpoint after that outer iteration (-1: the loop's
+    entry; default: the last); ``loop`` the outer loop by name when a run has several.
+    ``name`` may be left out when the checkpoint holds one object. Every chunk is
+    verified; a missing or corrupt checkpoint raises ``CheckpointError``.
+    """
+    run_id, flor_dir = _native.resolve_run(os.getcwd(), _run_key(run))
+    ends = [m for m in _native.ckpt_list(str(flor_dir), run_id) if m["point"] == "end" and (loop is None or m["loop"] == loop)]
+    if not ends:
+        raise CheckpointError(
+            f"run {run_id} has no checkpoints here (it ran without flor.checkpointing, or its checkpoints "
+            "stay on the machine that recorded it: they do not travel with git)"
+        )
+    if iteration is None:
+        chosen = max(ends, key=lambda m: (m["occurrence"], m["iteration"]))
+    else:
+        matching = [m for m in ends if m["iteration"] == iteration]
+        if not matching:
+            have = sorted({m["iteration"] for m in ends})
+            raise CheckpointError(f"run {run_id} has no checkpoint after iteration {iteration} (it has: {have})")
+        chosen = matching[0]
+    objects = [n for n, _ in chosen["objects"]]
+    if name is None:
+        if len(objects) != 1:
+            raise CheckpointError(f"the checkpoint holds {len(objects)} objects ({', '.join(objects)}): pass name=...")
+        name = objects[0]
+    elif name not in objects:
+        raise CheckpointError(f"the checkpoint holds no object named {name!r} (it holds: {', '.join(objects)})")
+    skeleton, leaves = _native.ckpt_read(str(flor_dir), run_id, chosen["occurrence"], chosen["iteration"], "end", 0)
+    device = map_location if "torch" in sys.modules else None
+    backend, state = decode(skeleton, leaves, device)["objects"][name]
+    return state["state_dict"] if backend == "state_dict" else state
