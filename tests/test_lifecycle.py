@@ -44,28 +44,38 @@ def test_kill_9_loses_at_most_the_current_iteration(project: Project):
     project.write(
         "long.py",
         """
-        import time, flordb as flor
+        import os, time, flordb as flor
         for e in flor.loop("epoch", range(1000)):
             for s in flor.loop("step", range(10)):
                 flor.log("loss", e * 10 + s)
             flor.log("epoch_done", e)
-            open("progress", "w").write(str(e))
+            with open("progress.tmp", "w") as f:
+                f.write(str(e))
+            os.replace("progress.tmp", "progress")
             time.sleep(0.05)
         """,
     )
-    proc = subprocess.Popen([sys.executable, "long.py"], cwd=project.path)
     progress = project.path / "progress"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (progress.exists() and progress.read_text() and int(progress.read_text()) >= 5):
-        time.sleep(0.02)
-    done = int(progress.read_text())
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+
+    def epochs_done() -> int:
+        text = progress.read_text() if progress.exists() else ""
+        return int(text) if text else -1
+
+    proc = subprocess.Popen([sys.executable, "long.py"], cwd=project.path)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and epochs_done() < 5:
+            time.sleep(0.02)
+        done = epochs_done()
+        assert done >= 5, "the script did not get going"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     (run,) = project.runs()
     assert run["status"] == "killed"
     epochs = [r["epoch_done"] for r in project.frame("epoch_done")]
     # Every epoch that finished before the last boundary crossed is on disk.
-    assert epochs[: done] == list(range(done))
+    assert epochs[:done] == list(range(done))
     losses = project.frame("loss")
     assert len(losses) >= 10 * done
 
@@ -110,8 +120,8 @@ def test_four_processes_at_once_make_four_complete_runs(project: Project):
         subprocess.Popen([sys.executable, "worker.py", "--kwargs", f"rank={r}"], cwd=project.path, stderr=subprocess.PIPE, text=True)
         for r in range(4)
     ]
-    for p in procs:
-        _, err = p.communicate(timeout=120)
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    for p, err in zip(procs, errors):
         assert p.returncode == 0, err
     runs = project.runs()
     assert len(runs) == 4 and all(r["status"] == "finished" for r in runs)
@@ -130,7 +140,8 @@ def test_four_processes_on_a_flor_branch_all_land_on_it(project: Project):
     project.commit_all()
     project.git("checkout", "-q", "-b", "flor.sweep")
     procs = [subprocess.Popen([sys.executable, "w.py", "--kwargs", f"r={r}"], cwd=project.path) for r in range(4)]
-    assert all(p.wait(timeout=120) == 0 for p in procs)
+    codes = [p.wait(timeout=120) for p in procs]
+    assert codes == [0, 0, 0, 0]
     files = project.git("ls-tree", "-r", "--name-only", "flor.sweep", "--", ".flor/runs/").splitlines()
     assert len(files) == 4
     assert project.git("status", "--porcelain") == ""
