@@ -16,40 +16,40 @@ use flor_core::record::Value;
 
 /// Converts a logged Python object.
 pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Value {
+    structured_value(obj).unwrap_or_else(|| Value::Str(text(obj)))
+}
+
+/// The value of `obj` when it has one of its own; `None` when it would be logged as
+/// `str(obj)` (which is left to the caller: it may be costly, or not wanted at all).
+fn structured_value(obj: &Bound<'_, PyAny>) -> Option<Value> {
     if let Ok(f) = obj.cast_exact::<PyFloat>() {
-        return Value::Float(f.value());
+        return Some(Value::Float(f.value()));
     }
     if obj.is_none() {
-        return Value::Null;
+        return Some(Value::Null);
     }
     if let Ok(b) = obj.cast::<PyBool>() {
-        return Value::Bool(b.is_true());
+        return Some(Value::Bool(b.is_true()));
     }
     if let Ok(i) = obj.cast::<PyInt>() {
-        return match i.extract::<i64>() {
+        return Some(match i.extract::<i64>() {
             Ok(i) => Value::Int(i),
             Err(_) => big_int(obj),
-        };
+        });
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Value::Float(f.value());
+        return Some(Value::Float(f.value()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Value::Str(s.to_string_lossy().into_owned());
+        return Some(Value::Str(s.to_string_lossy().into_owned()));
     }
     if obj.is_instance_of::<PyList>()
         || obj.is_instance_of::<PyTuple>()
         || obj.is_instance_of::<PyDict>()
     {
-        return match to_json(obj, 0, Leaves::Numbers) {
-            Some(j) => Value::Json(j),
-            None => Value::Str(text(obj)),
-        };
+        return to_json(obj, 0, Leaves::Numbers).map(Value::Json);
     }
-    if let Some(item) = scalar_item(obj) {
-        return to_value(&item);
-    }
-    Value::Str(text(obj))
+    scalar_item(obj).map(|item| to_value(&item))
 }
 
 /// The Python callable `flor.log` consults; see [`to_logged_value`].
@@ -71,10 +71,13 @@ pub(crate) fn set_object_hook(hook: Option<Py<PyAny>>) {
 /// would be logged as their text, and image paths, go through the object hook first.
 /// An error raised by the hook is the caller's.
 pub(crate) fn to_logged_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    let value = to_value(obj);
+    // The hook sees an object before anything calls str() on it: a figure or a large
+    // array is never printed only to be thrown away.
+    let value = structured_value(obj);
     let offer = match &value {
-        Value::Str(s) => !obj.is_instance_of::<PyString>() || has_image_suffix(s),
-        _ => false,
+        None => true,
+        Some(Value::Str(s)) => has_image_suffix(s),
+        Some(_) => false,
     };
     if offer {
         let hook = OBJECT_HOOK
@@ -89,7 +92,7 @@ pub(crate) fn to_logged_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
             }
         }
     }
-    Ok(value)
+    Ok(value.unwrap_or_else(|| Value::Str(text(obj))))
 }
 
 fn has_image_suffix(s: &str) -> bool {

@@ -168,14 +168,8 @@ pub fn run_dir(flor_dir: &Path, run_id: &str) -> Result<PathBuf> {
 /// gives an empty list and creates nothing.
 pub fn list(flor_dir: &Path, run_id: &str) -> Result<Vec<Manifest>> {
     let dir = run_dir(flor_dir, run_id)?;
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(&dir, e)),
-    };
-    let mut out: Vec<Manifest> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    let mut out: Vec<Manifest> = crate::store::files_with_extension(&dir, "json")?
+        .into_iter()
         .filter_map(|p| std::fs::read(&p).ok())
         .filter_map(|b| serde_json::from_slice::<Manifest>(&b).ok())
         .collect();

@@ -56,23 +56,13 @@ impl Layout {
     /// Every finished replay file as `(run id, path)`, sorted.
     pub fn replay_files(&self) -> Result<Vec<(String, PathBuf)>> {
         let mut out = Vec::new();
-        let dir = self.replays_dir();
-        let runs = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        for run in runs.filter_map(|e| e.ok().map(|e| e.path())) {
+        for run in subdirs(&self.replays_dir())? {
             let Some(id) = run.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                 continue;
             };
-            let Ok(files) = std::fs::read_dir(&run) else {
-                continue;
-            };
-            for f in files.filter_map(|e| e.ok().map(|e| e.path())) {
-                if f.extension().is_some_and(|x| x == "jsonl") {
-                    out.push((id.clone(), f));
-                }
+            // A run folder that cannot be read is skipped, as a missing one would be.
+            for f in files_with_extension(&run, "jsonl").unwrap_or_default() {
+                out.push((id.clone(), f));
             }
         }
         out.sort();
@@ -98,19 +88,30 @@ impl Layout {
 
     /// Every run file, sorted by name (run ids sort by start time).
     pub fn run_files(&self) -> Result<Vec<PathBuf>> {
-        let dir = self.runs_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
-        Ok(files)
+        files_with_extension(&self.runs_dir(), "jsonl")
     }
+}
+
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(entries(dir)?.into_iter().filter(|p| p.is_dir()).collect())
+}
+
+/// The files in `dir` whose extension is `ext`, sorted; none if `dir` does not exist.
+pub(crate) fn files_with_extension(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = entries(dir)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Finds the project root for `start`: the nearest folder at or above it that holds a

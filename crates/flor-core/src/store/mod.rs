@@ -11,6 +11,7 @@ mod runfile;
 mod schema;
 
 pub use import::SyncReport;
+pub(crate) use layout::files_with_extension;
 pub use layout::{find_root, Layout};
 pub use query::{QueryResult, RunInfo};
 pub use runfile::{FileStatus, RunFile};
