@@ -82,7 +82,7 @@ def test_import_flor_gives_the_seed_names(project: Project):
         ["projid", "runid", "tstamp", "vid", "epoch", "step"],
     ]
     assert all(got["same"]) and got["forwarded"] and got["cm"]
-    assert "issue 5" in got["replay"]
+    assert got["replay"] == "present"
     assert not (project.path / ".flor" / "runs").exists()
 
 

@@ -1,4 +1,4 @@
-"""Train a small MLP on handwritten digits, recording with FlorDB.
+"""Train a small MLP on handwritten digits, recording with FlorDB (version 2).
 
 The tutorial's script: the shape of the classic MNIST MLP (one hidden ReLU
 layer, softmax, mini-batch SGD) on scikit-learn's bundled 8x8 digits, so that it
@@ -37,14 +37,14 @@ X_train, X_val, y_train, y_val = train_test_split(
 # from `seed` drives both initialisation and shuffling, so a run is exactly
 # reproducible from its recorded arguments.
 rng = np.random.default_rng(seed)
-W1 = (rng.standard_normal((X.shape[1], hidden)) * np.sqrt(2.0 / X.shape[1])).astype(np.float32)
-b1 = np.zeros(hidden, np.float32)
+W_hidden = (rng.standard_normal((X.shape[1], hidden)) * np.sqrt(2.0 / X.shape[1])).astype(np.float32)
+b_hidden = np.zeros(hidden, np.float32)
 W2 = (rng.standard_normal((hidden, 10)) * 0.01).astype(np.float32)
 b2 = np.zeros(10, np.float32)
 
 
 def forward(x):
-    h = np.maximum(x @ W1 + b1, 0.0)
+    h = np.maximum(x @ W_hidden + b_hidden, 0.0)
     logits = h @ W2 + b2
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return h, e / e.sum(axis=1, keepdims=True)
@@ -54,27 +54,30 @@ def accuracy(x, labels):
     return float((forward(x)[1].argmax(axis=1) == labels).mean())
 
 
-for epoch in flor.loop("epoch", range(epochs)):
-    order = rng.permutation(len(X_train))
-    batches = [
-        (X_train[order[i : i + batch_size]], y_train[order[i : i + batch_size]])
-        for i in range(0, len(order), batch_size)
-    ]
-    for step, (xb, yb) in flor.loop("step", enumerate(batches)):
-        n = len(yb)
-        h, probs = forward(xb)
-        loss = -np.log(probs[np.arange(n), yb] + 1e-12).mean()
-        # Backward pass of softmax + cross-entropy, then plain SGD.
-        d = probs
-        d[np.arange(n), yb] -= 1.0
-        d /= n
-        dh = (d @ W2.T) * (h > 0)
-        W2 -= lr * (h.T @ d)
-        b2 -= lr * d.sum(axis=0)
-        W1 -= lr * (xb.T @ dh)
-        b1 -= lr * dh.sum(axis=0)
-        flor.log("loss", float(loss))
-    flor.log("val_acc", accuracy(X_val, y_val))
+# Checkpoints: FlorDB saves these objects at epoch boundaries (within a small time
+# budget), so a replay restores any epoch instead of re-training up to it.
+with flor.checkpointing(W_hidden=W_hidden, b_hidden=b_hidden, W2=W2, b2=b2, rng=rng):
+    for epoch in flor.loop("epoch", range(epochs)):
+        order = rng.permutation(len(X_train))
+        batches = [
+            (X_train[order[i : i + batch_size]], y_train[order[i : i + batch_size]])
+            for i in range(0, len(order), batch_size)
+        ]
+        for step, (xb, yb) in flor.loop("step", enumerate(batches)):
+            n = len(yb)
+            h, probs = forward(xb)
+            loss = -np.log(probs[np.arange(n), yb] + 1e-12).mean()
+            # Backward pass of softmax + cross-entropy, then plain SGD.
+            d = probs
+            d[np.arange(n), yb] -= 1.0
+            d /= n
+            dh = (d @ W2.T) * (h > 0)
+            W2 -= lr * (h.T @ d)
+            b2 -= lr * d.sum(axis=0)
+            W_hidden -= lr * (xb.T @ dh)
+            b_hidden -= lr * dh.sum(axis=0)
+            flor.log("loss", float(loss))
+        flor.log("val_acc", accuracy(X_val, y_val))
 
 test_acc = accuracy(X_test, y_test)
 flor.log("accuracy", test_acc)

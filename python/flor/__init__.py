@@ -17,7 +17,8 @@ Scripts and notebooks written for it run unchanged::
     pvt = full_pivot(log_records())                 # DATA_PREP keys, epoch, step, names
 
 Every other ``flordb`` name (``dataframe``, ``query``, ``runs``, ``commit``...) is
-available here too. ``flor.replay`` is not here yet: it comes with the replay engine.
+available here too. ``flor.replay(apply_vars, where_clause, path)`` replays past runs for
+new statements, selecting them with the where-clause on ``full_pivot(log_records())``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ._args import arg
 from ._constants import DATA_PREP, INNR_LOOP, OUTR_LOOP
 from ._mtk import MTK
 from ._pivot import full_pivot, log_records
+from ._replay import replay
 
 T = TypeVar("T")
 
@@ -55,11 +57,6 @@ def loop(name: str | Iterable[T], iterable: Iterable[T] | None = None) -> Iterat
 
 
 def __getattr__(name: str) -> Any:
-    if name == "replay":
-        raise AttributeError(
-            "flor.replay is not available yet: it comes with the replay engine (issue 5); "
-            "record with flor.log and read with full_pivot(log_records()) meanwhile"
-        )
     try:
         return getattr(flordb, name)
     except AttributeError:
@@ -67,6 +64,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "replay",
     "DATA_PREP",
     "INNR_LOOP",
     "MTK",

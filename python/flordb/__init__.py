@@ -35,6 +35,7 @@ from ._session import ArgError, arg, commit, iteration, log, loop
 from ._frames import dataframe, query, runs, unpack
 from ._artifacts import MissingDependencyError, plot_confusion_matrix
 from ._ckpt import checkpointing, checkpoints, load_checkpoint
+from ._hindsight import replay
 
 VALUE_TYPE_LOG = 1
 VALUE_TYPE_IO = 2
@@ -64,6 +65,7 @@ __all__ = [
     "loop",
     "plot_confusion_matrix",
     "query",
+    "replay",
     "runs",
     "unpack",
 ]

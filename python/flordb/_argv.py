@@ -160,7 +160,9 @@ def _take_valued(flags: Flags, flag: str, value: str) -> None:
 
 
 def _check(flags: Flags) -> None:
-    if flags.replay and flags.kwargs:
+    # `flor replay` passes the recorded command line on, --kwargs included: replay
+    # takes the args from the recorded run anyway.
+    if flags.replay and flags.kwargs and flags.replay_run is None:
         raise SystemExit(
             "flordb: cannot combine --kwargs with --replay_flor: replay uses the recorded run's args; "
             "use --override KEY=VALUE for args the run did not read"

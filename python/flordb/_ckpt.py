@@ -217,6 +217,11 @@ def _restore_object(name: str, obj: Any, backend: str, state: Any) -> None:
     elif isinstance(obj, set):
         obj.clear()
         obj.update(state)
+    elif hasattr(obj, "bit_generator") and hasattr(state, "bit_generator"):
+        # numpy's Generator: its state lives in the bit generator.
+        obj.bit_generator.state = state.bit_generator.state
+    elif hasattr(obj, "setstate") and hasattr(state, "getstate"):
+        obj.setstate(state.getstate())  # random.Random
     elif hasattr(obj, "__dict__") and hasattr(state, "__dict__"):
         obj.__dict__.clear()
         obj.__dict__.update(state.__dict__)

@@ -268,7 +268,10 @@ def setup(flags: Flags) -> None:
         )
     tag = json.dumps([sorted(flags.iters.items()), sorted(flags.overrides.items())])
     try:
-        info = _native.replay_open(os.getcwd(), script, flags.replay_run, flags.apply, tag)
+        # Under `flor replay` the script runs in a worktree of its version; the store
+        # (runs, checkpoints, results) stays in the user's project.
+        project = os.environ.get("FLORDB_PROJECT") or os.getcwd()
+        info = _native.replay_open(project, script, flags.replay_run, flags.apply, tag)
     except ReplayError as err:
         raise SystemExit(f"flordb: {err}") from None
     rejected = sorted(k for k in flags.overrides if k in dict(info["args"]) and k not in OVERRIDE_ALLOWED)

@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv if argv is None else argv)
     args[0] = "flor"
     os.environ.setdefault("FLOR_PYTHON_VERSION", platform.python_version())
+    # `flor replay` runs the scripts with the interpreter this package is installed in.
+    os.environ.setdefault("FLORDB_PYTHON", sys.executable)
     return _native.cli_main(args)
 
 

@@ -110,6 +110,7 @@ pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32
         }
         Command::Stat => stat(&start),
         Command::Propagate(args) => crate::propagate::run(&args),
+        Command::Replay(args) => crate::replay::run(&start, &args),
     }
 }
 

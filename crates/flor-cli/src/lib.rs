@@ -8,6 +8,7 @@
 mod commands;
 mod output;
 pub mod propagate;
+pub mod replay;
 
 use std::ffi::OsString;
 
@@ -41,6 +42,8 @@ enum Command {
     Stat,
     /// Show where today's log statements go in an old version of a script.
     Propagate(propagate::PropagateArgs),
+    /// Replay past runs to fill in values of log statements added to today's script.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs the command line on `argv` (program name first) and returns the exit code.

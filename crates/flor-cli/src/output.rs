@@ -87,6 +87,22 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Seconds for people: `0.4 s`, `12 s`, `3 min 05 s`, `1 h 02 min`.
+pub(crate) fn duration(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 10.0 {
+        format!("{secs:.1} s")
+    } else if secs < 60.0 {
+        format!("{secs:.0} s")
+    } else if secs < 3600.0 {
+        let s = secs.round() as u64;
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        let m = (secs / 60.0).round() as u64;
+        format!("{} h {:02} min", m / 60, m % 60)
+    }
+}
+
 pub(crate) fn csv(frame: &Frame, out: &mut impl Write) -> std::io::Result<()> {
     let header: Vec<String> = frame.columns.iter().map(|c| csv_field(&c.name)).collect();
     writeln!(out, "{}", header.join(","))?;

@@ -404,3 +404,26 @@ mod tests {
         assert_eq!(result.source, "def (:\n");
     }
 }
+
+/// One statement a selector picked in today's script: its log name, first line and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub name: String,
+    pub line: usize,
+    pub text: String,
+}
+
+/// The statements of `source` that `stmts` (log names or `@LINE`) select, in the order
+/// asked; fails as [`propagate`] does on a syntax error or a selector matching nothing.
+pub fn statements(source: &str, stmts: &[&str]) -> Result<Vec<Statement>, AnalyzeError> {
+    let tree = Tree::parse(source).map_err(|e| AnalyzeError::Syntax { line: e.line })?;
+    let script = Script::new(&tree);
+    Ok(select(&script, stmts)?
+        .into_iter()
+        .map(|(name, stmt, _)| Statement {
+            name,
+            line: tree.line(stmt),
+            text: tree.text(stmt).to_owned(),
+        })
+        .collect())
+}

@@ -10,6 +10,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod worktree;
+
+pub use worktree::Worktree;
+
 use crate::record::RunId;
 use crate::{Error, Result};
 
@@ -68,6 +72,26 @@ impl Repo {
         stdin: Option<&str>,
         env: &[(&str, &str)],
     ) -> Result<String> {
+        let out = self.run_git(args, index, stdin, env)?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// Runs git and returns its stdout as it is (file contents keep their bytes).
+    fn git_raw(&self, args: &[&str]) -> Result<String> {
+        let out = self.run_git(args, None, None, &[])?;
+        String::from_utf8(out).map_err(|_| Error::Git {
+            command: format!("git {}", args.join(" ")),
+            message: "output is not UTF-8 text".into(),
+        })
+    }
+
+    fn run_git(
+        &self,
+        args: &[&str],
+        index: Option<&Path>,
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Result<Vec<u8>> {
         let mut cmd = Command::new("git");
         // Run files are large and written once: fast compression keeps exit quick.
         cmd.arg("-C")
@@ -112,7 +136,7 @@ impl Repo {
                 message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        Ok(out.stdout)
     }
 
     fn has_identity(&self) -> bool {

@@ -141,6 +141,9 @@ pub struct Recorder {
     ckpt: Option<CkptWriter>,
     policy: Policy,
     ckpt_stats: Option<WriterStats>,
+    /// Seconds from the interpreter's start to this recorder's creation (the imports
+    /// before flordb), recorded once as `time::boot`; `None` once recorded or unknown.
+    boot: Option<f64>,
 }
 
 impl Recorder {
@@ -157,6 +160,7 @@ impl Recorder {
             names: HashMap::new(),
             recent: Vec::with_capacity(RECENT_NAMES),
             setup_emitted: false,
+            boot: process_age(),
             main_work_end: None,
             warnings: Vec::new(),
             replay: None,
@@ -382,6 +386,9 @@ impl Recorder {
             return Ok(());
         }
         self.setup_emitted = true;
+        if let Some(boot) = self.boot.take() {
+            self.emit("time::boot", Value::Float(boot), Kind::Time, false)?;
+        }
         let secs = now.duration_since(self.origin).as_secs_f64();
         self.emit("time::setup", Value::Float(secs), Kind::Time, false)
     }
@@ -710,4 +717,32 @@ pub(crate) fn hostname() -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+/// How long this process has existed, from Linux's `/proc` (start time in clock ticks
+/// of USER_HZ = 100 since boot, against the uptime); `None` elsewhere.
+fn process_age() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let start_ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let age = uptime - start_ticks / 100.0;
+    (0.0..86_400.0 * 365.0).contains(&age).then_some(age)
+}
+
+#[cfg(test)]
+mod age_tests {
+    #[test]
+    fn process_age_is_small_and_positive_on_linux() {
+        if cfg!(target_os = "linux") {
+            let age = super::process_age().expect("/proc is readable");
+            assert!((0.0..3600.0).contains(&age), "{age}");
+        }
+    }
 }

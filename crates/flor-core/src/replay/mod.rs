@@ -4,12 +4,18 @@
 //! the records go to a file under `.flor/replays/` that the store imports as
 //! `source = replay`.
 
+pub mod campaign;
+mod estimate;
+mod merge;
 mod plan;
+pub mod pool;
 mod target;
 
 use std::collections::HashSet;
 use std::path::Path;
 
+pub use estimate::{makespan, restored_bytes, Timing};
+pub use merge::{merge_parts, PROVENANCE};
 pub use plan::{plan, Action, Plan, Request, Step};
 pub use target::{find, Target};
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::Timing;
 use crate::record::{Kind, Value};
 use crate::store::{RunFile, RunInfo, Store};
 use crate::{Error, Result};
@@ -23,6 +24,14 @@ pub struct Target {
     pub loop_counts: BTreeMap<String, i64>,
     /// The `.flor/` folder of the project.
     pub flor_dir: PathBuf,
+    /// The code version (snapshot commit), if the run had one.
+    pub version: Option<String>,
+    /// The command line the run was started with (FlorDB's flags included).
+    pub argv: Vec<String>,
+    /// The interpreter that ran it.
+    pub python: Option<String>,
+    /// Its recorded timings, for the cost estimate.
+    pub timing: Timing,
 }
 
 /// Finds the run to replay. `run` names one by run id or tstamp; otherwise the newest
@@ -81,7 +90,16 @@ pub fn find(store: &Store, script: Option<&str>, run: Option<&str>) -> Result<Ta
             args.push((rec.name.clone(), rec.value.clone()));
         }
     }
+    let argv = file
+        .argv
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<Vec<String>>(a).ok())
+        .unwrap_or_default();
     Ok(Target {
+        version: chosen.version.clone().or(file.version.clone()),
+        argv,
+        python: file.python.clone(),
+        timing: Timing::from_records(&file.records),
         run_id: chosen.run_id.clone(),
         tstamp: file.tstamp,
         projid: file.projid,

@@ -4,7 +4,7 @@
 //! gone, all of that run's replay rows are rebuilt from its files, so importing is
 //! idempotent and a replaced file never leaves stale rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
@@ -12,7 +12,7 @@ use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use super::import::{insert_records, stamp, FileStamp, SyncReport};
 use super::runfile::RunFile;
 use super::Store;
-use crate::record::Source;
+use crate::record::{segments_json, ParsedLine, Source};
 use crate::Result;
 
 /// The `files` table key prefix of replay files.
@@ -85,8 +85,8 @@ impl Store {
                 params![run_pk, Source::Replay as u8],
             )?;
             let mut seq = 0i64;
-            for (file, st) in files {
-                let n = insert_records(&tx, run_pk, file, Source::Replay, seq)?;
+            for (file, st) in newest_first(files) {
+                let n = insert_records(&tx, run_pk, &file, Source::Replay, seq)?;
                 seq += n as i64;
                 report.records += n;
                 report.imported += 1;
@@ -96,6 +96,31 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The files of one run, newest first, each without the values a newer file of the run
+/// also holds (same name, same loop context): replaying an overlapping request replaces
+/// those values instead of adding a second copy.
+fn newest_first<'a>(files: &'a [(RunFile, &'a FileStamp)]) -> Vec<(RunFile, &'a FileStamp)> {
+    let mut order: Vec<&(RunFile, &FileStamp)> = files.iter().collect();
+    order.sort_by(|a, b| {
+        b.1.mtime_ns
+            .cmp(&a.1.mtime_ns)
+            .then(b.1.name.cmp(&a.1.name))
+    });
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut out = Vec::with_capacity(order.len());
+    for (file, st) in order {
+        let key = |r: &ParsedLine| {
+            let ctx = r.ctx.as_deref().map(segments_json).unwrap_or_default();
+            (r.name.clone(), ctx)
+        };
+        let mut kept = file.clone();
+        kept.records.retain(|r| !seen.contains(&key(r)));
+        seen.extend(file.records.iter().map(key));
+        out.push((kept, *st));
+    }
+    out
 }
 
 fn upsert_file(tx: &Transaction, st: &FileStamp, run_pk: i64) -> Result<()> {

@@ -1,0 +1,637 @@
+//! `flor replay`: answer today's new log statements for past runs. Select runs, carry
+//! the statements into each run's version, plan from checkpoints and recorded timings,
+//! show the plan and its estimate, then run every task on one pool of workers, each
+//! version in its own worktree, and merge the values into the store.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use flor_core::analyze::Outcome;
+use flor_core::git::{Repo, Worktree};
+use flor_core::pivot;
+use flor_core::record::Value;
+use flor_core::replay::campaign::{self, short, start_dir, Campaign, RunReplay};
+use flor_core::replay::pool::{self, Direct, Event, Job, JobResult, Launcher, Zygote};
+use flor_core::replay::{merge_parts, Action};
+use flor_core::store::Store;
+
+use crate::output;
+
+/// Replay past runs to fill in values of log statements added to today's script.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Log names (or @LINE of today's script) to replay.
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// Replay only runs with a row of the pivoted table where this SQL condition holds
+    /// (e.g. "lr < 0.01", "acc IS NULL").
+    #[arg(long = "where", value_name = "SQL")]
+    pub where_clause: Option<String>,
+    /// Replay only this run (id, tstamp or --flor name); repeatable.
+    #[arg(long = "run", value_name = "ID")]
+    pub runs: Vec<String>,
+    /// Today's script, holding the statements (default: the newest run's script).
+    #[arg(long, value_name = "PATH")]
+    pub script: Option<PathBuf>,
+    /// Worker processes shared by all runs' tasks.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+    /// Which iterations of a loop to answer: all, last, none or a list like 0,2,5 (default all).
+    #[arg(long = "iter", value_name = "LOOP=SPEC")]
+    pub iters: Vec<String>,
+    /// Give the replay an arg the recorded runs did not read (KEY=VALUE); repeatable.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Show the plan and its estimate, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The Python interpreter for the replays (default: the one the runs used).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<String>,
+    /// Start a fresh interpreter per task instead of forking workers that imported the
+    /// scripts' modules once.
+    #[arg(long)]
+    pub no_preload: bool,
+}
+
+pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
+    let store = Store::discover(start).context("cannot open the FlorDB store")?;
+    let root = store.layout().root().to_path_buf();
+    let repo = Repo::discover(&root)
+        .filter(|r| r.root() == root)
+        .context("replay needs the git repository the runs were recorded in")?;
+    let req = campaign::Request {
+        selectors: args.names.clone(),
+        script: args
+            .script
+            .as_ref()
+            .map(|s| script_path(&root, s))
+            .transpose()?,
+        where_sql: args.where_clause.clone(),
+        runs: args.runs.clone(),
+        iters: pairs(&args.iters, "--iter", "epoch=0,2")?,
+        overrides: pairs(&args.overrides, "--override", "device=cpu")?,
+        workers: usize::from(args.workers),
+    };
+    let c = campaign::prepare(&store, &repo, &req)?;
+    let mut out = std::io::stdout().lock();
+    print_plan(&c, &mut out)?;
+    out.flush()?;
+    let tasks = c.tasks().count();
+    if tasks == 0 {
+        eprintln!("flor replay: nothing to replay");
+        return Ok(1);
+    }
+    if args.dry_run {
+        return Ok(0);
+    }
+    if !args.yes && std::io::stdin().is_terminal() && !confirm(&c)? {
+        eprintln!("flor replay: not started");
+        return Ok(1);
+    }
+    let started = Instant::now();
+    let done = execute(&store, &repo, &c, args)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let report = merge(&c, &done.jobs, &done.results)?;
+    let interrupted = done.results.iter().any(JobResult::interrupted);
+    drop(done); // removes the worktrees
+    for line in &report.failures {
+        eprintln!("{line}");
+    }
+    println!(
+        "replayed {} of {} run(s) in {}; estimated {}; re-training them took {} ({:.0}x)",
+        report.replayed.len(),
+        c.runs.len() + c.skipped.len(),
+        output::duration(elapsed),
+        output::duration(c.estimate_secs()),
+        output::duration(c.retrain_secs()),
+        c.retrain_secs() / elapsed.max(1e-9),
+    );
+    show_values(&store, &c, &report.replayed, &mut out)?;
+    Ok(if interrupted {
+        130
+    } else if report.failures.is_empty() && c.skipped.is_empty() && all_placed(&c) {
+        0
+    } else {
+        1
+    })
+}
+
+/// `--script` as the store knows scripts: relative to the project root.
+fn script_path(root: &Path, script: &Path) -> Result<String> {
+    let abs = std::path::absolute(script).context("cannot read the current directory")?;
+    let canon_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let canon = abs.canonicalize().unwrap_or(abs.clone());
+    let rel = canon
+        .strip_prefix(&canon_root)
+        .or_else(|_| abs.strip_prefix(root))
+        .with_context(|| {
+            format!(
+                "--script {}: not inside the project {}",
+                script.display(),
+                root.display()
+            )
+        })?;
+    Ok(rel.to_string_lossy().into_owned())
+}
+
+fn pairs(items: &[String], flag: &str, example: &str) -> Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("{flag} {item:?}: expected NAME=VALUE (e.g. {flag} {example})"),
+        })
+        .collect()
+}
+
+fn all_placed(c: &Campaign) -> bool {
+    c.runs.iter().all(|r| {
+        r.outcomes
+            .iter()
+            .all(|o| !matches!(o, Outcome::CannotPlace { .. }))
+    })
+}
+
+fn print_plan(c: &Campaign, out: &mut impl Write) -> Result<()> {
+    let stmts: Vec<String> = c
+        .statements
+        .iter()
+        .map(|s| format!("{} (line {})", s.name, s.line))
+        .collect();
+    writeln!(out, "replay {} of {}", stmts.join(", "), c.script)?;
+    if c.other_scripts > 0 {
+        writeln!(
+            out,
+            "  ({} run(s) of other scripts left alone; --script picks another)",
+            c.other_scripts
+        )?;
+    }
+    for r in &c.runs {
+        writeln!(
+            out,
+            "run {}  {}  version {}",
+            r.target.run_id,
+            r.target.tstamp,
+            short(&r.version)
+        )?;
+        for o in &r.outcomes {
+            writeln!(out, "  {o}")?;
+        }
+        writeln!(out, "  {}", describe_work(r))?;
+        let secs: f64 = r.tasks.iter().map(|t| t.secs).sum();
+        writeln!(
+            out,
+            "  {} task(s), about {} (training took {})",
+            r.tasks.len(),
+            output::duration(secs),
+            output::duration(r.target.timing.retrain_secs())
+        )?;
+    }
+    for (run, why) in &c.skipped {
+        writeln!(out, "run {run}: skipped: {why}")?;
+    }
+    writeln!(
+        out,
+        "total: {} run(s), {} task(s) on {} worker(s), estimated {} (re-training: {})",
+        c.runs.len(),
+        c.tasks().count(),
+        c.workers,
+        output::duration(c.estimate_secs()),
+        output::duration(c.retrain_secs())
+    )?;
+    Ok(())
+}
+
+/// One line on what a run's replay executes.
+fn describe_work(r: &RunReplay) -> String {
+    let Some(o) = &r.outer else {
+        return "after the loop: the loop is skipped to its recorded end state".into();
+    };
+    let level = if r.level >= 2 {
+        format!("in a loop nested in {}", o.name)
+    } else {
+        format!("in loop {}", o.name)
+    };
+    let count = |a: Action| o.plan.steps.iter().filter(|s| s.action == a).count();
+    let restores = o.plan.steps.iter().filter(|s| s.restore.is_some()).count();
+    let mut parts = vec![format!(
+        "{level}: {} of {} iteration(s) asked",
+        o.want.len(),
+        o.iterations
+    )];
+    if count(Action::Own) > 0 {
+        parts.push(format!("{} without their nested loops", count(Action::Own)));
+    }
+    if count(Action::Full) > 0 {
+        parts.push(format!("{} run in full", count(Action::Full)));
+    }
+    if count(Action::Silent) > 0 {
+        parts.push(format!(
+            "{} recomputed to rebuild state",
+            count(Action::Silent)
+        ));
+    }
+    parts.push(if o.checkpoints == 0 {
+        "no checkpoints: recomputed from the start".into()
+    } else {
+        format!("{restores} restore(s) from {} checkpoint(s)", o.checkpoints)
+    });
+    parts.join(", ")
+}
+
+fn confirm(c: &Campaign) -> Result<bool> {
+    eprint!(
+        "Replay {} run(s), estimated {}? [y/N] ",
+        c.runs.len(),
+        output::duration(c.estimate_secs())
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+/// One task of a run, as a process to start, and the file it writes.
+struct TaskJob {
+    run: usize,
+    task: usize,
+    job: Job,
+    part: PathBuf,
+}
+
+/// What [`execute`] did; the worktrees are removed when it is dropped.
+struct Executed {
+    results: Vec<JobResult>,
+    jobs: Vec<TaskJob>,
+    _worktrees: Vec<Worktree>,
+}
+
+/// The worktrees (one per version), the jobs (one per task) and running them.
+fn execute(
+    store: &Store,
+    repo: &Repo,
+    c: &Campaign,
+    args: &ReplayArgs,
+) -> Result<Executed> {
+    repo.remove_stale_worktrees();
+    let root = store.layout().root().to_path_buf();
+    let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
+    for r in &c.runs {
+        if r.tasks.is_empty() || trees.contains_key(r.version.as_str()) {
+            continue;
+        }
+        let wt = repo
+            .add_worktree(&r.version, short(&r.version))
+            .with_context(|| format!("cannot check out version {}", short(&r.version)))?;
+        let script = wt.path().join(&c.script);
+        std::fs::write(&script, &r.source)
+            .with_context(|| format!("cannot write {}", script.display()))?;
+        link_ignored(repo, wt.path());
+        trees.insert(&r.version, wt);
+    }
+    let logs = store.layout().flor_dir().join("tmp").join("replay-logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let mut jobs = Vec::new();
+    for (ri, r) in c.runs.iter().enumerate() {
+        let Some(wt) = trees.get(r.version.as_str()) else {
+            continue;
+        };
+        let argv0 = r
+            .target
+            .argv
+            .first()
+            .cloned()
+            .unwrap_or_else(|| c.script.clone());
+        let dir = start_dir(&argv0, &c.script);
+        let script_arg =
+            if Path::new(&argv0).is_relative() && dir.join(&argv0) == Path::new(&c.script) {
+                argv0.clone()
+            } else {
+                wt.path().join(&c.script).to_string_lossy().into_owned()
+            };
+        for (ti, t) in r.tasks.iter().enumerate() {
+            let part = r.output.with_file_name(format!(
+                "{}.part{ti}",
+                r.output
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ));
+            let mut argv = vec![script_arg.clone()];
+            argv.extend(r.target.argv.iter().skip(1).cloned());
+            argv.extend([
+                "--replay_flor".into(),
+                "--apply".into(),
+                t.apply.join(","),
+                "--replay_run".into(),
+                r.target.run_id.clone(),
+                "--replay_output".into(),
+                part.to_string_lossy().into_owned(),
+            ]);
+            let outer = r.outer.as_ref().map(|o| o.name.as_str());
+            if let (Some(name), Some(iters)) = (outer, &t.iterations) {
+                let list: Vec<String> = iters.iter().map(i64::to_string).collect();
+                let spec = if list.is_empty() {
+                    "none".into()
+                } else {
+                    list.join(",")
+                };
+                argv.extend(["--iter".into(), format!("{name}={spec}")]);
+            }
+            for item in &args.iters {
+                if outer.is_none_or(|o| !item.starts_with(&format!("{o}="))) {
+                    argv.extend(["--iter".into(), item.clone()]);
+                }
+            }
+            for item in &args.overrides {
+                argv.extend(["--override".into(), item.clone()]);
+            }
+            let job = Job {
+                id: jobs.len(),
+                cwd: wt.path().join(&dir),
+                argv,
+                env: vec![("FLORDB_PROJECT".into(), root.to_string_lossy().into_owned())],
+                log: logs.join(format!("{}-{ti}.log", r.target.run_id)),
+                estimate: t.secs,
+            };
+            jobs.push(TaskJob {
+                run: ri,
+                task: ti,
+                job,
+                part,
+            });
+        }
+    }
+    let python = interpreter(args, c);
+    let only_jobs: Vec<Job> = jobs.iter().map(|t| t.job.clone()).collect();
+    let launcher: Box<dyn Launcher> = if args.no_preload {
+        Box::new(Direct { python })
+    } else {
+        let scripts: Vec<PathBuf> = trees.values().map(|wt| wt.path().join(&c.script)).collect();
+        match Zygote::start(&python, &scripts) {
+            Ok(z) => Box::new(z),
+            Err(e) => {
+                eprintln!("flor replay: {e}; starting a fresh interpreter per task");
+                Box::new(Direct { python })
+            }
+        }
+    };
+    let results = run_with_progress(c, &only_jobs, launcher.as_ref());
+    drop(launcher);
+    Ok(Executed {
+        results,
+        jobs,
+        _worktrees: trees.into_values().collect(),
+    })
+}
+
+/// The interpreter: `--python`, the one the Python package runs in, the one the newest
+/// selected run used, or `python3`.
+fn interpreter(args: &ReplayArgs, c: &Campaign) -> String {
+    args.python
+        .clone()
+        .or_else(|| {
+            std::env::var("FLORDB_PYTHON")
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
+        .or_else(|| {
+            c.runs
+                .iter()
+                .rev()
+                .filter_map(|r| r.target.python.clone())
+                .find(|p| Path::new(p).exists())
+        })
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// Links the user's ignored files and folders (data, downloads) into a worktree, so a
+/// script finds them by the same relative paths.
+fn link_ignored(repo: &Repo, worktree: &Path) {
+    for rel in repo.ignored_paths() {
+        let (src, dst) = (repo.root().join(&rel), worktree.join(&rel));
+        if dst.exists() || !dst.parent().is_some_and(Path::exists) {
+            continue;
+        }
+        #[cfg(unix)]
+        let _ = std::os::unix::fs::symlink(&src, &dst);
+        #[cfg(not(unix))]
+        let _ = (src, dst);
+    }
+}
+
+/// Runs the jobs with a progress bar on a terminal (tasks done, running, ETA from the
+/// estimates), or one line per finished task otherwise.
+fn run_with_progress(c: &Campaign, jobs: &[Job], launcher: &dyn Launcher) -> Vec<JobResult> {
+    let total: f64 = jobs.iter().map(|j| j.estimate.max(0.01)).sum();
+    let bar = ProgressBar::new((total * 1000.0) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let terminal = !bar.is_hidden();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    struct State {
+        done: usize,
+        done_est: f64,
+        running: Vec<(usize, Instant)>,
+    }
+    let state = Mutex::new(State {
+        done: 0,
+        done_est: 0.0,
+        running: Vec::new(),
+    });
+    let describe = |job: &Job| {
+        let run = c
+            .runs
+            .iter()
+            .find(|r| job.argv.iter().any(|a| a == &r.target.run_id))
+            .map_or("?", |r| r.target.run_id.as_str());
+        let iters = job
+            .argv
+            .windows(2)
+            .rev()
+            .find(|w| w[0] == "--iter")
+            .map(|w| format!(" {}", w[1]))
+            .unwrap_or_default();
+        format!("{run}{iters}")
+    };
+    let refresh = |s: &State| {
+        let now = Instant::now();
+        let running: f64 = s
+            .running
+            .iter()
+            .map(|(i, t)| now.duration_since(*t).as_secs_f64().min(jobs[*i].estimate))
+            .sum();
+        bar.set_position(((s.done_est + running) * 1000.0) as u64);
+        bar.set_message(format!(
+            "{}/{} task(s) done, {} running",
+            s.done,
+            jobs.len(),
+            s.running.len()
+        ));
+    };
+    let results = pool::execute(jobs, c.workers, launcher, &|event| {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Started(job) => s.running.push((job.id, Instant::now())),
+            Event::Finished(job, result) => {
+                s.running.retain(|(i, _)| *i != job.id);
+                s.done += 1;
+                s.done_est += job.estimate.max(0.01);
+                let status = if result.ok() {
+                    "done".to_string()
+                } else {
+                    failure_word(result)
+                };
+                let line = format!(
+                    "task {}/{} {}: {status} in {}",
+                    s.done,
+                    jobs.len(),
+                    describe(job),
+                    output::duration(result.secs)
+                );
+                if terminal {
+                    bar.println(line);
+                } else {
+                    eprintln!("flor replay: {line}");
+                }
+            }
+        }
+        refresh(&s);
+    });
+    bar.finish_and_clear();
+    results
+}
+
+fn failure_word(result: &JobResult) -> String {
+    match result.code {
+        Some(130) | Some(-2) => "interrupted".into(),
+        Some(c) if c < 0 => format!("killed by signal {}", -c),
+        Some(c) => format!("failed (exit {c})"),
+        None => format!("not run ({})", result.error.as_deref().unwrap_or("?")),
+    }
+}
+
+struct Report {
+    replayed: Vec<String>,
+    failures: Vec<String>,
+}
+
+/// Merges each run whose tasks all succeeded into its replay file; for a run with a
+/// failed task, removes its tasks' files and reports the error with its output's tail.
+fn merge(
+    c: &Campaign,
+    jobs: &[TaskJob],
+    results: &[JobResult],
+) -> Result<Report> {
+    let mut report = Report {
+        replayed: Vec::new(),
+        failures: Vec::new(),
+    };
+    for (ri, r) in c.runs.iter().enumerate() {
+        let mine: Vec<usize> = (0..jobs.len()).filter(|&k| jobs[k].run == ri).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let parts: Vec<PathBuf> = mine.iter().map(|&k| jobs[k].part.clone()).collect();
+        let failed: Vec<usize> = mine.iter().copied().filter(|&k| !results[k].ok()).collect();
+        if failed.is_empty() {
+            let provenance = serde_json::json!({
+                "script": c.script,
+                "version": r.version,
+                "statements": c.statements.iter().map(|s| serde_json::json!({
+                    "name": s.name, "line": s.line, "text": s.text,
+                })).collect::<Vec<_>>(),
+                "placed": r.outcomes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "request": c.tag,
+            });
+            merge_parts(&r.target, &parts, &r.output, provenance)?;
+            report.replayed.push(r.target.run_id.clone());
+            for &k in &mine {
+                let _ = std::fs::remove_file(&jobs[k].job.log);
+            }
+            continue;
+        }
+        for part in &parts {
+            let _ = std::fs::remove_file(part);
+        }
+        for &k in &failed {
+            let (job, result) = (&jobs[k].job, &results[k]);
+            if result.code.is_none()
+                && result
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("not started"))
+            {
+                continue;
+            }
+            let mut msg = format!(
+                "flor replay: run {} task {}: {}; nothing recorded for this run (output: {})",
+                r.target.run_id,
+                jobs[k].task,
+                failure_word(result),
+                job.log.display()
+            );
+            for line in tail(&job.log, 15) {
+                msg.push_str("\n    ");
+                msg.push_str(&line);
+            }
+            report.failures.push(msg);
+        }
+    }
+    Ok(report)
+}
+
+fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Prints the replayed values: the applied names of the replayed runs.
+fn show_values(
+    store: &Store,
+    c: &Campaign,
+    replayed: &[String],
+    out: &mut impl Write,
+) -> Result<()> {
+    if replayed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = c
+        .statements
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let frame = pivot::dataframe(store, &names)?;
+    let Some(ids) = frame.column("run_id") else {
+        return Ok(());
+    };
+    let source = frame.column("source");
+    let keep: Vec<usize> = (0..frame.len())
+        .filter(|&i| matches!(ids.data.get(i), Value::Str(s) if replayed.contains(&s)))
+        .filter(|&i| source.is_none_or(|s| s.data.get(i) == Value::Str("replay".into())))
+        .collect();
+    output::table(&frame.take(&keep), false, out)?;
+    Ok(())
+}
