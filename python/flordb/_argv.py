@@ -12,6 +12,7 @@ consumed here and everything else is left for the script's own parser:
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -172,7 +173,14 @@ def _check(flags: Flags) -> None:
 
 
 def install() -> Flags:
-    """Takes FlorDB's flags out of ``sys.argv`` (the script's parser never sees them)."""
+    """Takes FlorDB's flags out of ``sys.argv`` (the script's parser never sees them).
+
+    FlorDB's own command line (``flor ...``, ``python -m flordb ...``, where ``argv[0]``
+    is still ``-m`` while the package is imported) keeps its arguments: ``--workers``
+    there is ``flor replay``'s."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if program in ("-m", "flor"):
+        return Flags(original=list(sys.argv))
     flags, rest = take_flags(sys.argv)
     sys.argv[:] = rest
     return flags

@@ -16,7 +16,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("FLOR_PYTHON_VERSION", platform.python_version())
     # `flor replay` runs the scripts with the interpreter this package is installed in.
     os.environ.setdefault("FLORDB_PYTHON", sys.executable)
-    return _native.cli_main(args)
+    try:
+        return _native.cli_main(args)
+    except KeyboardInterrupt:
+        # Ctrl-C while the engine ran: it has stopped and cleaned up; no traceback.
+        return 130
 
 
 if __name__ == "__main__":

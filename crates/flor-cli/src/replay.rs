@@ -281,12 +281,7 @@ struct Executed {
 }
 
 /// The worktrees (one per version), the jobs (one per task) and running them.
-fn execute(
-    store: &Store,
-    repo: &Repo,
-    c: &Campaign,
-    args: &ReplayArgs,
-) -> Result<Executed> {
+fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Result<Executed> {
     repo.remove_stale_worktrees();
     let root = store.layout().root().to_path_buf();
     let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
@@ -534,11 +529,7 @@ struct Report {
 
 /// Merges each run whose tasks all succeeded into its replay file; for a run with a
 /// failed task, removes its tasks' files and reports the error with its output's tail.
-fn merge(
-    c: &Campaign,
-    jobs: &[TaskJob],
-    results: &[JobResult],
-) -> Result<Report> {
+fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report> {
     let mut report = Report {
         replayed: Vec::new(),
         failures: Vec::new(),

@@ -80,7 +80,7 @@ impl<'s> Renames<'s> {
         name: &'s str,
     ) -> Option<&'s str> {
         let (from_scope, to_scope) = (enclosing_function(a, at), enclosing_function(b, to));
-        let tally = |keep: &dyn Fn(Scope, Scope) -> bool| -> HashMap<&'s str, usize> {
+        let tally = |keep: &dyn Fn(Scope, Scope) -> bool, name: &str| -> HashMap<&'s str, usize> {
             let mut out = HashMap::new();
             for (&(fs, ts), votes) in &self.votes {
                 if keep(fs, ts) {
@@ -91,19 +91,38 @@ impl<'s> Renames<'s> {
             }
             out
         };
+        // An old name stands for one new name: when another new name votes for it more
+        // often (and takes it), this one has no counterpart there (`m` met `w` once in a
+        // matched `weights -= m` / `w -= ...`, but `w` is what `weights` became).
+        let claimed = |keep: &dyn Fn(Scope, Scope) -> bool, old: &str, mine: usize| {
+            self.votes
+                .iter()
+                .filter(|(&(fs, ts), _)| keep(fs, ts))
+                .flat_map(|(_, v)| v.keys())
+                .filter(|&&other| other != name)
+                .any(|&other| {
+                    let theirs = tally(keep, other);
+                    theirs.get(old).is_some_and(|&n| n > mine)
+                        && majority(&theirs, other) == Some(old)
+                })
+        };
         let levels: [&dyn Fn(Scope, Scope) -> bool; 4] = [
             &|fs, ts| fs == from_scope && ts == to_scope,
             &|_, ts| ts == to_scope,
             &|fs, _| fs == from_scope,
             &|_, _| true,
         ];
+        let unvoted = (self.old_names.contains(name) || is_builtin(name)).then_some(name);
         for keep in levels {
-            let votes = tally(keep);
-            if !votes.is_empty() {
-                return majority(&votes, name);
+            let votes = tally(keep, name);
+            if let Some(old) = majority(&votes, name) {
+                if old != name && claimed(keep, old, votes[old]) {
+                    return unvoted.filter(|n| *n != old);
+                }
+                return Some(old);
             }
         }
-        (self.old_names.contains(name) || is_builtin(name)).then_some(name)
+        unvoted
     }
 }
 
