@@ -1,4 +1,6 @@
-"""Train a small MLP on handwritten digits, recording with FlorDB.
+"""Train a small MLP on handwritten digits, recording with FlorDB (version 1).
+
+The tutorial records runs with this version, then with train.py (version 2).
 
 The tutorial's script: the shape of the classic MNIST MLP (one hidden ReLU
 layer, softmax, mini-batch SGD) on scikit-learn's bundled 8x8 digits, so that it

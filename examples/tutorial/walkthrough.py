@@ -24,12 +24,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable  # the interpreter whose `import flordb` we demonstrate
 
-# The three runs of step 2: same code, different hyper-parameters.
-RUNS = [
-    ["hidden=32", "lr=0.05"],
-    ["hidden=64", "lr=0.1"],
-    ["hidden=128", "lr=0.2", "epochs=8"],
-]
+# The runs of step 2 (version 1 of train.py) and step 3 (version 2).
+RUNS_V1 = [["hidden=32", "lr=0.05"], ["hidden=64", "lr=0.1"]]
+RUNS_V2 = [["hidden=128", "lr=0.2", "epochs=8"]]
+
+# Step 6 adds this statement to today's train.py, after the epoch's val_acc.
+NEW_STATEMENT = '        flor.log("weight_norm", float(np.linalg.norm(W_hidden)))\n'
+ANCHOR = '        flor.log("val_acc", accuracy(X_val, y_val))\n'
+WHERE = "hidden >= 64"
 
 
 def heading(n: int, text: str) -> None:
@@ -57,9 +59,9 @@ def python_code(repo: Path, code: str) -> str:
 
 
 def make_project(repo: Path) -> None:
-    heading(1, f"Make a project: a git repository with train.py committed, in {repo}")
+    heading(1, f"Make a project: a git repository with version 1 of train.py committed, in {repo}")
     repo.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(HERE / "train.py", repo / "train.py")
+    shutil.copyfile(HERE / "train_v1.py", repo / "train.py")
     sh(repo, "git", "init", "-q", "-b", "main")
     # A local identity: FlorDB commits code snapshots, and a fresh machine may
     # have no global git identity.
@@ -69,18 +71,27 @@ def make_project(repo: Path) -> None:
     sh(repo, "git", "commit", "-q", "-m", "Train an MLP on digits")
 
 
-def record_runs(repo: Path) -> None:
-    heading(2, f"Record {len(RUNS)} training runs with different hyper-parameters")
-    for kwargs in RUNS:
+def train(repo: Path, runs: list[list[str]]) -> None:
+    for kwargs in runs:
         out = sh(repo, PYTHON, "train.py", "--kwargs", *kwargs)
-        # The script prints its test accuracy last; the per-step echo before it
-        # is FlorDB's and would fill the screen.
         last = [line for line in out.splitlines() if line.startswith("test accuracy")]
         print("     " + (last[-1] if last else "(no accuracy printed)"))
 
 
+def record_runs(repo: Path) -> None:
+    heading(2, f"Record {len(RUNS_V1)} training runs of version 1 with different hyper-parameters")
+    train(repo, RUNS_V1)
+
+
+def second_version(repo: Path) -> None:
+    heading(3, "Commit version 2 (the hidden layer's weights are renamed W_hidden) and record a run")
+    shutil.copyfile(HERE / "train.py", repo / "train.py")
+    sh(repo, "git", "commit", "-q", "-am", "Rename the hidden layer's weights")
+    train(repo, RUNS_V2)
+
+
 def query(repo: Path) -> None:
-    heading(3, 'Query every run at once: flor.dataframe("hidden", "lr", "val_acc", "accuracy")')
+    heading(4, 'Query every run at once: flor.dataframe("hidden", "lr", "val_acc", "accuracy")')
     print(python_code(repo, """
         import pandas as pd
         import flordb as flor
@@ -89,7 +100,7 @@ def query(repo: Path) -> None:
         df = flor.dataframe("hidden", "lr", "val_acc", "accuracy")
         print(df.to_string())
     """))
-    heading(4, "The run table: flor.dataframe() with no names, one row per run with its args and run-level values")
+    heading(5, "The run table: flor.dataframe() with no names, one row per run with its args and run-level values")
     print(python_code(repo, """
         import pandas as pd
         import flordb as flor
@@ -97,7 +108,7 @@ def query(repo: Path) -> None:
         pd.set_option("display.max_columns", 20)
         print(flor.dataframe().to_string())
     """))
-    heading(5, "What FlorDB knows about each run: flor.runs()")
+    heading(6, "What FlorDB knows about each run: flor.runs()")
     print(python_code(repo, """
         import pandas as pd
         import flordb as flor
@@ -112,10 +123,40 @@ def query(repo: Path) -> None:
     """))
 
 
-# Later issues extend the tutorial here, in this order: commit a second version
-# of train.py, add a new flor.log statement to today's code, and fill it in for
-# the past runs with `flor replay`; each is one more function appended to STEPS.
-STEPS = [make_project, record_runs, query]
+def new_statement(repo: Path) -> None:
+    heading(7, "Hindsight: add a new flor.log statement to today's train.py (not committed)")
+    script = repo / "train.py"
+    text = script.read_text()
+    if ANCHOR not in text:
+        raise SystemExit("walkthrough: train.py no longer has the val_acc line to add the statement after")
+    script.write_text(text.replace(ANCHOR, ANCHOR + NEW_STATEMENT))
+    print(sh(repo, "git", "diff", "--", "train.py"))
+
+
+def replay(repo: Path) -> None:
+    heading(8, f"Fill it in for the past runs where {WHERE}: `flor replay` propagates the statement into each run's version and replays from checkpoints")
+    flor = str(Path(PYTHON).with_name("flor"))
+    cmd = [flor, "replay", "weight_norm", "--where", WHERE, "--yes"]
+    print("   $ " + " ".join(["flor", *cmd[1:]]), flush=True)
+    proc = subprocess.run(cmd, cwd=repo, text=True, capture_output=True)
+    print(textwrap.indent(proc.stdout.rstrip(), "     "))
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"walkthrough: flor replay failed with exit code {proc.returncode}")
+    heading(9, 'The filled column: flor.dataframe("hidden", "lr", "weight_norm")')
+    print(python_code(repo, """
+        import pandas as pd
+        import flordb as flor
+        pd.set_option("display.width", 160)
+        pd.set_option("display.max_columns", 20)
+        df = flor.dataframe("hidden", "lr", "weight_norm")
+        print(df[df["weight_norm"].notna()].to_string())
+    """))
+    print(sh(repo, "git", "status", "--short"), end="")
+    print("   (git status: only today's edit; replay ran each version in its own worktree)")
+
+
+STEPS = [make_project, record_runs, second_version, query, new_statement, replay]
 
 
 def main(argv=None) -> int:

@@ -282,8 +282,15 @@ struct Executed {
 
 /// The worktrees (one per version), the jobs (one per task) and running them.
 fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Result<Executed> {
-    repo.remove_stale_worktrees();
     let root = store.layout().root().to_path_buf();
+    let python = interpreter(args, c);
+    // The workers import the scripts' modules (today's imports stand for every
+    // version's) while the worktrees are made.
+    let zygote = (!args.no_preload).then(|| {
+        let (python, today) = (python.clone(), root.join(&c.script));
+        std::thread::spawn(move || Zygote::start(&python, &[today]))
+    });
+    repo.remove_stale_worktrees();
     let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
     for r in &c.runs {
         if r.tasks.is_empty() || trees.contains_key(r.version.as_str()) {
@@ -371,18 +378,20 @@ fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Resul
             });
         }
     }
-    let python = interpreter(args, c);
     let only_jobs: Vec<Job> = jobs.iter().map(|t| t.job.clone()).collect();
-    let launcher: Box<dyn Launcher> = if args.no_preload {
-        Box::new(Direct { python })
-    } else {
-        let scripts: Vec<PathBuf> = trees.values().map(|wt| wt.path().join(&c.script)).collect();
-        match Zygote::start(&python, &scripts) {
-            Ok(z) => Box::new(z),
-            Err(e) => {
-                eprintln!("flor replay: {e}; starting a fresh interpreter per task");
-                Box::new(Direct { python })
-            }
+    let started = zygote.map(|handle| {
+        handle.join().unwrap_or_else(|_| {
+            Err(flor_core::Error::Replay(
+                "the worker server thread failed".into(),
+            ))
+        })
+    });
+    let launcher: Box<dyn Launcher> = match started {
+        None => Box::new(Direct { python }),
+        Some(Ok(z)) => Box::new(z),
+        Some(Err(e)) => {
+            eprintln!("flor replay: {e}; starting a fresh interpreter per task");
+            Box::new(Direct { python })
         }
     };
     let results = run_with_progress(c, &only_jobs, launcher.as_ref());
