@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::nested::Nested;
 use super::tree::{NodeId, Tree};
 
 /// The name a log call gives its value.
@@ -59,6 +60,9 @@ pub struct LogSite {
     pub level: usize,
     /// Names of the enclosing loops, outermost first (`level` of them).
     pub loops: Vec<String>,
+    /// At level 1: whether the statement reads something its outer iteration builds in a nested
+    /// loop, so replaying it needs those nested loops run (see `nested.rs` for the rule).
+    pub needs_nested: bool,
 }
 
 /// One `flor.loop` or `flor.iteration`.
@@ -359,7 +363,7 @@ impl<'t, 's> Script<'t, 's> {
             .find(|&id| self.tree.node(id).kind == "call" && self.api_of(id) == Some(api))
     }
 
-    fn callee_name(&self, call: NodeId) -> Option<&'s str> {
+    pub fn callee_name(&self, call: NodeId) -> Option<&'s str> {
         let tree = self.tree;
         let function = tree.field(call, "function")?;
         match tree.node(function).kind {
@@ -396,6 +400,11 @@ impl<'t, 's> Script<'t, 's> {
                 .unwrap_or_else(|| SiteName::Dynamic(self.tree.text(arg).to_owned())),
             None => SiteName::Dynamic(String::new()),
         }
+    }
+
+    /// The calls, other than FlorDB's, of functions or methods named `name`.
+    pub fn calls_of(&self, name: &str) -> &[NodeId] {
+        self.calls.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The loops around `node`, outermost first, following calls out of helper functions.
@@ -474,6 +483,7 @@ impl<'t, 's> Script<'t, 's> {
 
     pub fn info(&self) -> ScriptInfo {
         let tree = self.tree;
+        let nested = Nested::new(self);
         let sites = self
             .log_calls
             .iter()
@@ -486,6 +496,7 @@ impl<'t, 's> Script<'t, 's> {
                     line: tree.line(stmt),
                     level: loops.len(),
                     loops,
+                    needs_nested: chain.len() == 1 && nested.needs_nested(chain[0], stmt),
                 }
             })
             .collect();
