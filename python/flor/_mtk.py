@@ -20,6 +20,8 @@ import flordb
 
 T = TypeVar("T")
 
+# The replay analyzer names unnamed loops the same way without running the script
+# (`depth_name` in crates/flor-core/src/analyze/sites.rs): change both together.
 _LOOP_NAMES = ("epoch", "step")
 
 

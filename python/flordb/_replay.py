@@ -44,11 +44,13 @@ class _Replay:
         self.loop_counts: dict[str, int] = info["loop_counts"]
         self.output = info["output"]
         self.names = names
-        # Per outer loop name: whether applied statements sit at its level / deeper.
+        # Per outer loop name: whether applied statements sit at its level / deeper. A
+        # level-1 statement that reads what the nested loops build counts as deeper: restoring
+        # the checkpoint would leave those values stale (crates/flor-core/src/analyze/nested.rs).
         self.levels: dict[str, set[int]] = {}
-        for name, _line, level, loops in sites:
+        for name, _line, level, loops, needs_nested in sites:
             if level >= 1 and (not names or name in names):
-                self.levels.setdefault(loops[0], set()).add(level)
+                self.levels.setdefault(loops[0], set()).add(2 if needs_nested else level)
         self.occurrence = -1
         self.mode: str | None = None
         self.epoch = -1

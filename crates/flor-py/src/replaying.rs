@@ -37,10 +37,12 @@ fn script_info(py: Python<'_>) -> PyResult<(PathBuf, Option<String>)> {
     })
 }
 
-/// The log sites of a script: `[(name or None, line, level, [loop names])]`.
+/// The log sites of a script: `[(name or None, line, level, [loop names], needs_nested)]`;
+/// `needs_nested`: a level-1 statement reading what its nested loops build, so replay
+/// runs those loops for it.
 #[pyfunction]
 #[allow(clippy::type_complexity)]
-fn read_script(source: &str) -> PyResult<Vec<(Option<String>, usize, usize, Vec<String>)>> {
+fn read_script(source: &str) -> PyResult<Vec<(Option<String>, usize, usize, Vec<String>, bool)>> {
     let info = analyze::read_script(source)
         .map_err(|e| err_to_py(Error::Replay(format!("cannot read the script: {e}"))))?;
     Ok(info
@@ -52,6 +54,7 @@ fn read_script(source: &str) -> PyResult<Vec<(Option<String>, usize, usize, Vec<
                 s.line,
                 s.level,
                 s.loops,
+                s.needs_nested,
             )
         })
         .collect())

@@ -18,6 +18,7 @@
 //! ```
 
 mod gumtree;
+mod nested;
 mod place;
 mod rename;
 mod sites;

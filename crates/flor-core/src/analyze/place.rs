@@ -57,8 +57,7 @@ impl<'s> Context<'_, 's> {
     ) -> Result<Insertion, Reason> {
         let (a, b) = (self.a(), self.b());
         let loops = self.new.chain(stmt);
-        for &l in &loops {
-            let name = self.new.chain_names(&[l]).concat();
+        for (&l, name) in loops.iter().zip(self.new.chain_names(&loops)) {
             let mapped = self
                 .mapping
                 .dst_of(l)
@@ -147,10 +146,10 @@ impl<'s> Context<'_, 's> {
     /// Whether two loop chains are the same loops: same depth, and each pair of loops either has
     /// the same name or was matched.
     fn same_loops(&self, new: &[NodeId], old: &[NodeId]) -> bool {
+        let (new_names, old_names) = (self.new.chain_names(new), self.old.chain_names(old));
         new.len() == old.len()
-            && new.iter().zip(old).all(|(&n, &o)| {
-                self.mapping.dst_of(n) == Some(o)
-                    || self.new.chain_names(&[n]) == self.old.chain_names(&[o])
+            && (0..new.len()).all(|i| {
+                self.mapping.dst_of(new[i]) == Some(old[i]) || new_names[i] == old_names[i]
             })
     }
 
@@ -286,10 +285,7 @@ impl<'s> Context<'_, 's> {
 impl Script<'_, '_> {
     /// Every loop name in the script, owned.
     fn chain_names_all(&self) -> Vec<String> {
-        self.loops
-            .values()
-            .map(|(_, n)| n.as_str().to_owned())
-            .collect()
+        self.loops.keys().map(|&l| self.loop_name(l)).collect()
     }
 }
 

@@ -5,9 +5,14 @@
 //! as if it said `import flor`, the seed's spelling). A site's loops are the enclosing `flor.loop`
 //! `for` statements and `flor.iteration` `with` blocks; a site inside a function inherits the loops
 //! around the call of that function, so a helper called from the epoch loop logs at the epoch level.
+//!
+//! The seed's unnamed loops (`from flor import MTK as Flor; Flor.loop(it)`, `flor.MTK.loop(it)`,
+//! `flor.loop(it)`) are named by how many unnamed loops enclose them, as `MTK.loop` names them
+//! when the script runs: `epoch`, then `step`, then `loop_2`, `loop_3`...
 
 use std::collections::{HashMap, HashSet};
 
+use super::nested::Nested;
 use super::tree::{NodeId, Tree};
 
 /// The name a log call gives its value.
@@ -55,6 +60,9 @@ pub struct LogSite {
     pub level: usize,
     /// Names of the enclosing loops, outermost first (`level` of them).
     pub loops: Vec<String>,
+    /// At level 1: whether the statement reads something its outer iteration builds in a nested
+    /// loop, so replaying it needs those nested loops run (see `nested.rs` for the rule).
+    pub needs_nested: bool,
 }
 
 /// One `flor.loop` or `flor.iteration`.
@@ -110,6 +118,25 @@ pub(crate) enum Api {
     Log,
     Loop,
     Iteration,
+    /// `flor.checkpointing(model=net, ...)` or the seed's `MTK.checkpoints(net, ...)`.
+    Checkpointing,
+}
+
+/// How a loop is named: by its name argument, or (the seed's `MTK.loop(it)`) by its depth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LoopName {
+    Given(SiteName),
+    Depth,
+}
+
+/// The name `MTK.loop` gives an unnamed loop with `depth` unnamed loops around it
+/// (python/flor/_mtk.py `MTK.loop_name`).
+fn depth_name(depth: usize) -> String {
+    match depth {
+        0 => "epoch".to_owned(),
+        1 => "step".to_owned(),
+        d => format!("loop_{d}"),
+    }
 }
 
 /// A script's tree plus what it says about FlorDB: imports, loops, functions and their callers.
@@ -123,8 +150,10 @@ pub(crate) struct Script<'t, 's> {
     imports_flor: bool,
     /// Names bound directly to an API function (`from flordb import log`).
     functions: HashMap<&'s str, Api>,
+    /// Names bound to the seed's `MTK` class (`from flor import MTK as Flor`).
+    mtk: HashSet<&'s str>,
     /// Loop statements (`for` and `with` nodes) and their names.
-    pub loops: HashMap<NodeId, (LoopKind, SiteName)>,
+    pub loops: HashMap<NodeId, (LoopKind, LoopName)>,
     /// Call sites by callee name (`f(...)` and `obj.f(...)`).
     calls: HashMap<&'s str, Vec<NodeId>>,
     /// Every `flor.log` call node, in source order.
@@ -139,6 +168,7 @@ impl<'t, 's> Script<'t, 's> {
             module_order: Vec::new(),
             imports_flor: false,
             functions: HashMap::new(),
+            mtk: HashSet::new(),
             loops: HashMap::new(),
             calls: HashMap::new(),
             log_calls: Vec::new(),
@@ -159,9 +189,8 @@ impl<'t, 's> Script<'t, 's> {
                 "for_statement" => {
                     let right = tree.field(id, "right");
                     if let Some(call) = right.and_then(|r| script.find_api(r, Api::Loop)) {
-                        script
-                            .loops
-                            .insert(id, (LoopKind::Loop, script.first_arg_name(call)));
+                        let name = script.loop_name_arg(call);
+                        script.loops.insert(id, (LoopKind::Loop, name));
                     }
                 }
                 "with_statement" => {
@@ -171,9 +200,8 @@ impl<'t, 's> Script<'t, 's> {
                         .copied()
                         .find(|&c| tree.node(c).kind == "with_clause");
                     if let Some(call) = clause.and_then(|c| script.find_api(c, Api::Iteration)) {
-                        script
-                            .loops
-                            .insert(id, (LoopKind::Iteration, script.first_arg_name(call)));
+                        let name = LoopName::Given(script.first_arg_name(call));
+                        script.loops.insert(id, (LoopKind::Iteration, name));
                     }
                 }
                 _ => {}
@@ -213,9 +241,14 @@ impl<'t, 's> Script<'t, 's> {
                         }
                         let (name, alias) = split_alias(tree, c);
                         let api = match name {
+                            "MTK" => {
+                                self.mtk.insert(alias.unwrap_or(name));
+                                continue;
+                            }
                             "log" => Api::Log,
                             "loop" => Api::Loop,
                             "iteration" => Api::Iteration,
+                            "checkpointing" => Api::Checkpointing,
                             _ => continue,
                         };
                         self.functions.insert(alias.unwrap_or(name), api);
@@ -257,12 +290,18 @@ impl<'t, 's> Script<'t, 's> {
             "identifier" => return self.functions.get(tree.text(function)).copied(),
             "attribute" => {
                 let object = tree.field(function, "object")?;
-                if tree.node(object).kind != "identifier"
-                    || !self.modules.contains(tree.text(object))
-                {
+                let name = tree.text(tree.field(function, "attribute")?);
+                if self.is_mtk(object) {
+                    return match name {
+                        "loop" => Some(Api::Loop),
+                        "checkpoints" => Some(Api::Checkpointing),
+                        _ => None,
+                    };
+                }
+                if !self.is_module(object) {
                     return None;
                 }
-                tree.text(tree.field(function, "attribute")?)
+                name
             }
             _ => return None,
         };
@@ -270,7 +309,51 @@ impl<'t, 's> Script<'t, 's> {
             "log" => Some(Api::Log),
             "loop" => Some(Api::Loop),
             "iteration" => Some(Api::Iteration),
+            "checkpointing" => Some(Api::Checkpointing),
             _ => None,
+        }
+    }
+
+    fn is_module(&self, node: NodeId) -> bool {
+        let tree = self.tree;
+        tree.node(node).kind == "identifier" && self.modules.contains(tree.text(node))
+    }
+
+    /// Whether `node` is the seed's `MTK` class: a name imported for it, or `flor.MTK`.
+    fn is_mtk(&self, node: NodeId) -> bool {
+        let tree = self.tree;
+        match tree.node(node).kind {
+            "identifier" => self.mtk.contains(tree.text(node)),
+            "attribute" => {
+                tree.field(node, "attribute")
+                    .is_some_and(|a| tree.text(a) == "MTK")
+                    && tree
+                        .field(node, "object")
+                        .is_some_and(|o| self.is_module(o))
+            }
+            _ => false,
+        }
+    }
+
+    /// How a `loop` call names its loop. `MTK.loop(it)` and `flor.loop(it)` (one argument that
+    /// is not a string: python/flor/__init__.py hands it to `MTK.loop`) are named by depth.
+    fn loop_name_arg(&self, call: NodeId) -> LoopName {
+        let tree = self.tree;
+        let by_mtk = tree
+            .field(call, "function")
+            .and_then(|f| tree.field(f, "object"))
+            .is_some_and(|o| self.is_mtk(o));
+        let args = tree
+            .field(call, "arguments")
+            .map_or(&[][..], |a| &tree.node(a).children[..]);
+        let unnamed = matches!(args, [only] if !matches!(
+            tree.node(*only).kind,
+            "keyword_argument" | "string" | "concatenated_string"
+        ));
+        if by_mtk || unnamed {
+            LoopName::Depth
+        } else {
+            LoopName::Given(self.first_arg_name(call))
         }
     }
 
@@ -280,7 +363,7 @@ impl<'t, 's> Script<'t, 's> {
             .find(|&id| self.tree.node(id).kind == "call" && self.api_of(id) == Some(api))
     }
 
-    fn callee_name(&self, call: NodeId) -> Option<&'s str> {
+    pub fn callee_name(&self, call: NodeId) -> Option<&'s str> {
         let tree = self.tree;
         let function = tree.field(call, "function")?;
         match tree.node(function).kind {
@@ -317,6 +400,11 @@ impl<'t, 's> Script<'t, 's> {
                 .unwrap_or_else(|| SiteName::Dynamic(self.tree.text(arg).to_owned())),
             None => SiteName::Dynamic(String::new()),
         }
+    }
+
+    /// The calls, other than FlorDB's, of functions or methods named `name`.
+    pub fn calls_of(&self, name: &str) -> &[NodeId] {
+        self.calls.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The loops around `node`, outermost first, following calls out of helper functions.
@@ -369,28 +457,46 @@ impl<'t, 's> Script<'t, 's> {
         best
     }
 
-    /// Names of the loops in a chain.
+    /// Names of the loops in a chain (a whole chain from the outermost loop: unnamed loops are
+    /// named by the unnamed loops before them).
     pub fn chain_names(&self, chain: &[NodeId]) -> Vec<String> {
+        let mut depth = 0;
         chain
             .iter()
             .filter_map(|l| self.loops.get(l))
-            .map(|(_, name)| name.as_str().to_owned())
+            .map(|(_, name)| match name {
+                LoopName::Given(n) => n.as_str().to_owned(),
+                LoopName::Depth => {
+                    depth += 1;
+                    depth_name(depth - 1)
+                }
+            })
             .collect()
+    }
+
+    /// The name of loop `l` where it runs (the deepest chain of callers, for a loop in a helper).
+    pub fn loop_name(&self, l: NodeId) -> String {
+        let mut chain = self.chain(l);
+        chain.push(l);
+        self.chain_names(&chain).pop().unwrap_or_default()
     }
 
     pub fn info(&self) -> ScriptInfo {
         let tree = self.tree;
+        let nested = Nested::new(self);
         let sites = self
             .log_calls
             .iter()
             .map(|&call| {
                 let stmt = tree.statement_of(call).unwrap_or(call);
-                let loops = self.chain_names(&self.chain(stmt));
+                let chain = self.chain(stmt);
+                let loops = self.chain_names(&chain);
                 LogSite {
                     name: self.first_arg_name(call),
                     line: tree.line(stmt),
                     level: loops.len(),
                     loops,
+                    needs_nested: chain.len() == 1 && nested.needs_nested(chain[0], stmt),
                 }
             })
             .collect();
@@ -398,8 +504,12 @@ impl<'t, 's> Script<'t, 's> {
             .loops
             .iter()
             .map(|(&id, (kind, name))| {
+                let name = match name {
+                    LoopName::Given(n) => n.clone(),
+                    LoopName::Depth => SiteName::Literal(self.loop_name(id)),
+                };
                 let site = LoopSite {
-                    name: name.clone(),
+                    name,
                     kind: *kind,
                     line: tree.line(id),
                     level: self.chain(id).len() + 1,
@@ -540,6 +650,58 @@ mod tests {
                 ("pages", vec!["doc".to_owned()]),
             ]
         );
+    }
+
+    #[test]
+    fn seed_loops_are_named_by_depth_as_mtk_names_them() {
+        for (import, outer, inner) in [
+            ("from flor import MTK as Flor", "Flor.loop", "Flor.loop"),
+            ("from flor import MTK", "MTK.loop", "MTK.loop"),
+            ("import flor", "flor.MTK.loop", "flor.loop"),
+        ] {
+            let i = info(&format!(
+                "import flor\n{import}\n\
+                 for e in {outer}(range(2)):\n\
+                 \x20   for i, b in {inner}(enumerate(data)):\n\
+                 \x20       for t in {inner}(b):\n\
+                 \x20           flor.log('tok', t)\n\
+                 \x20       flor.log('loss', 1)\n\
+                 \x20   flor.log('acc', 2)\n"
+            ));
+            let got: Vec<(&str, Vec<String>)> = i
+                .sites
+                .iter()
+                .map(|s| (s.name.as_str(), s.loops.clone()))
+                .collect();
+            let names = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            assert_eq!(
+                got,
+                [
+                    ("tok", names(&["epoch", "step", "loop_2"])),
+                    ("loss", names(&["epoch", "step"])),
+                    ("acc", names(&["epoch"])),
+                ],
+                "{import}"
+            );
+            assert_eq!(i.loop_names(), ["epoch", "step", "loop_2"], "{import}");
+        }
+    }
+
+    #[test]
+    fn named_loops_do_not_count_towards_seed_depths() {
+        // MTK counts only its own loops: an unnamed loop inside a named one is its `epoch`.
+        let i = info(
+            "import flor\n\
+             def train(data):\n\
+             \x20   for b in flor.loop(data):\n\
+             \x20       flor.log('loss', b)\n\
+             for d in flor.loop('dataset', sets):\n\
+             \x20   train(d)\n",
+        );
+        assert_eq!(i.sites[0].loops, ["dataset".to_owned(), "epoch".to_owned()]);
+        let loops: Vec<(&str, usize)> =
+            i.loops.iter().map(|l| (l.name.as_str(), l.level)).collect();
+        assert_eq!(loops, [("epoch", 2), ("dataset", 1)]);
     }
 
     #[test]
