@@ -327,12 +327,17 @@ def test_ipython_records_one_run_per_cell_that_logs(project: Project):
     assert not (project.path.parent / ".flor").exists()
 
 
-TEAMMATE = MAIN.replace("if CF:", "if False:")
+# The teammate's branch runs a version without the accuracy and confusion matrix; ours
+# logs them (the notebook's story: `flor.replay` fills cf_matrix in for their runs).
+BASE = MAIN.format(cf=False).split("if CF:")[0]
+OURS = BASE + """flor.log("accuracy", sum(t == p for t, p in zip(y_true, y_pred)) / len(y_true))
+flor.log("cf_matrix", flor.utils.plot_confusion_matrix(y_true, y_pred))
+"""
 
 
 def test_notebook_cells_in_order(project: Project, tmp_path):
-    """The seed notebook's code cells, word for word, up to its replay cell."""
-    project.write("main.py", MAIN.format(cf=False))
+    """The seed notebook's code cells, word for word, the replay cell included."""
+    project.write("main.py", BASE)
     project.commit_all("tutorial")
     # A teammate's branch, made before the notebook starts: runs with small models,
     # without the confusion matrix or accuracy.
@@ -340,7 +345,7 @@ def test_notebook_cells_in_order(project: Project, tmp_path):
     for h in (100, 200, 400):
         project.run("main.py", "--flor", f"Compressed{h}", "--kwargs", f"hidden_size={h}", env=ENV)
     project.git("checkout", "-q", "main")
-    project.write("main.py", MAIN.format(cf=True))
+    project.write("main.py", OURS)
     project.commit_all("instrument main.py")
     notebook = [
         "import flor",
@@ -382,24 +387,32 @@ def test_notebook_cells_in_order(project: Project, tmp_path):
             print((runid, str(tstamp), accuracy))
             display(Image(p))
         """,
-        # In place of the replay cell: its selection, on the same frame.
+        """flor.replay(apply_vars=['cf_matrix'], where_clause='cf_matrix.isna() and hidden_size.astype("float") < 250', path='main.py')""",
+        # After the notebook: what the refreshed frame holds.
         """
         import json
-        sel = pvt.query('cf_matrix.isna() and hidden_size.astype("float") < 250')
-        print("SELECTED", json.dumps(sorted(set(sel["runid"]))))
+        pvt = full_pivot(log_records())
+        filled = pvt[pvt["cf_matrix"].notna()][["runid", "cf_matrix"]].drop_duplicates()
+        print("FILLED", json.dumps(sorted(set(filled["runid"]))))
+        print("IMAGES", json.dumps([open(p, "rb").read(4).hex() for p in filled["cf_matrix"]]))
         print("RUNIDS", json.dumps(sorted(set(pvt["runid"]))))
         """,
     ]
     out = run_cells(project, notebook)
     assert out.count("<IPython.core.display.Image object>") == 2, out
     assert "('EpicDemo'," in out
-    selected = json.loads(out.split("SELECTED ", 1)[1].splitlines()[0])
+    assert "replayed 2 of 2 run(s)" in out, out
+    filled = json.loads(out.split("FILLED ", 1)[1].splitlines()[0])
+    images = json.loads(out.split("IMAGES ", 1)[1].splitlines()[0])
     runids = json.loads(out.split("RUNIDS ", 1)[1].splitlines()[0])
-    assert selected == ["Compressed100", "Compressed200"]
+    # The selected runs (no matrix yet, hidden_size < 250) got theirs; 400 did not.
+    assert filled == ["Compressed100", "Compressed200", "EpicDemo"]
+    assert images == ["89504e47"] * 3
     # The teammate's runs came with the branch; EpicDemo ran on main (not committed
     # to a branch), so its file stays; no run was recorded on flor.shadow.
     assert runids == ["Compressed100", "Compressed200", "Compressed400", "EpicDemo"]
     assert project.git("symbolic-ref", "--short", "HEAD") == "flor.shadow.compressed"
+    assert project.git("status", "--porcelain") == ""
     assert len(project.runs()) == 4
 
 

@@ -40,7 +40,10 @@ class MissingDependencyError(FlorError, ImportError):
 def configure(cwd: str) -> None:
     """Stores artifacts in the project of ``cwd`` (where the recorder writes runs)."""
     global _root
-    _root = project_root(cwd)
+    # Under `flor replay` the script runs in a worktree of its version; artifacts go to
+    # the user's project, where the replayed values point.
+    project = os.environ.get("FLORDB_PROJECT")
+    _root = Path(project) if project else project_root(cwd)
 
 
 def project_root(start: str | os.PathLike[str] | None = None) -> Path:

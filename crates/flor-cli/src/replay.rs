@@ -109,13 +109,13 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         eprintln!("{line}");
     }
     println!(
-        "replayed {} of {} run(s) in {}; estimated {}; re-training them took {} ({:.0}x)",
+        "replayed {} of {} run(s) in {}; estimated {}; re-training them took {} ({})",
         report.replayed.len(),
         c.runs.len() + c.skipped.len(),
         output::duration(elapsed),
         output::duration(c.estimate_secs()),
         output::duration(c.retrain_secs()),
-        c.retrain_secs() / elapsed.max(1e-9),
+        ratio(c.retrain_secs() / elapsed.max(1e-9)),
     );
     show_values(&store, &c, &report.replayed, &mut out)?;
     Ok(if interrupted {
@@ -125,6 +125,15 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// How many times faster: `0.4x`, `3.2x`, `57x`.
+fn ratio(x: f64) -> String {
+    if x < 10.0 {
+        format!("{x:.1}x")
+    } else {
+        format!("{x:.0}x")
+    }
 }
 
 /// `--script` as the store knows scripts: relative to the project root.
@@ -170,6 +179,9 @@ fn print_plan(c: &Campaign, out: &mut impl Write) -> Result<()> {
         .map(|s| format!("{} (line {})", s.name, s.line))
         .collect();
     writeln!(out, "replay {} of {}", stmts.join(", "), c.script)?;
+    if let Some(note) = &c.source_note {
+        writeln!(out, "  ({note})")?;
+    }
     if c.other_scripts > 0 {
         writeln!(
             out,

@@ -40,6 +40,8 @@ pub struct Campaign {
     pub script: String,
     /// The selected statements of today's script.
     pub statements: Vec<Statement>,
+    /// Where the statements came from when today's script does not have them.
+    pub source_note: Option<String>,
     pub runs: Vec<RunReplay>,
     /// Selected runs that cannot be replayed, with the reason.
     pub skipped: Vec<(String, String)>,
@@ -149,8 +151,17 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
                 .into(),
         ));
     }
-    let statements = analyze::statements(&today, &selectors)
-        .map_err(|e| Error::Replay(format!("{script}: {e}")))?;
+    let (today, statements, source_note) = match analyze::statements(&today, &selectors) {
+        Ok(found) => (today, found, None),
+        Err(e @ analyze::AnalyzeError::UnknownName { .. }) => {
+            // As flordb 2.x did: the statement may live in a version that was run, not
+            // in the checked-out file (a teammate's branch, an older commit).
+            let (source, found, note) = statements_from_history(repo, &all, &script, &selectors)
+                .ok_or_else(|| Error::Replay(format!("{script}: {e}")))?;
+            (source, found, Some(note))
+        }
+        Err(e) => return Err(Error::Replay(format!("{script}: {e}"))),
+    };
     let names: Vec<String> = dedup(statements.iter().map(|s| s.name.clone()));
 
     let mut selected: Vec<&RunInfo> = all
@@ -176,6 +187,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
     let tag = request_tag(&req.iters, &req.overrides);
     let mut campaign = Campaign {
         script: script.clone(),
+        source_note,
         statements,
         runs: Vec::new(),
         skipped: Vec::new(),
@@ -206,6 +218,33 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
 /// Whether `wanted` is the run's id, tstamp or `--flor` name.
 fn names_run(r: &RunInfo, wanted: &str) -> bool {
     r.run_id == wanted || r.tstamp == wanted || r.name.as_deref() == Some(wanted)
+}
+
+/// The newest recorded version of `script` that logs every selected name: its source,
+/// the statements and a note saying where they came from.
+fn statements_from_history(
+    repo: &Repo,
+    runs: &[RunInfo],
+    script: &str,
+    selectors: &[&str],
+) -> Option<(String, Vec<Statement>, String)> {
+    let mut tried = HashSet::new();
+    runs.iter()
+        .rev()
+        .filter(|r| r.script.as_deref() == Some(script))
+        .filter_map(|r| Some((r, r.version.clone()?)))
+        .filter(|(_, v)| tried.insert(v.clone()))
+        .find_map(|(r, version)| {
+            let source = repo.read_file_at(&version, script).ok()?;
+            let found = analyze::statements(&source, selectors).ok()?;
+            let note = format!(
+                "{script} here does not log {}; the statements come from version {} (run {})",
+                selectors.join(", "),
+                short(&version),
+                r.name.as_deref().unwrap_or(&r.run_id)
+            );
+            Some((source, found, note))
+        })
 }
 
 /// The ids of runs with at least one row of the pivoted table where `clause` holds.
@@ -344,7 +383,7 @@ fn prepare_run(
                 .is_some_and(|n| apply.iter().any(|a| a == n))
         })
         .collect();
-    let level = sites.iter().map(|s| s.level.min(2)).max().unwrap_or(0);
+    let level = sites.iter().map(|s| effective_level(s)).max().unwrap_or(0);
     let outer = match sites.iter().find(|s| s.level >= 1) {
         None => None,
         Some(site) => {
@@ -356,7 +395,7 @@ fn prepare_run(
             let levels: BTreeSet<usize> = sites
                 .iter()
                 .filter(|s| s.level >= 1 && s.loops[0] == name)
-                .map(|s| s.level)
+                .map(|s| effective_level(s))
                 .collect();
             let manifests = usable_manifests(&target)?;
             let plan = plan(&loop_request(iterations, &want, &levels), &manifests);
@@ -382,6 +421,16 @@ fn prepare_run(
         tasks: Vec::new(),
         output,
     })
+}
+
+/// 0 after the loops, 1 in the outer loop's own code, 2 where the nested loops must run:
+/// in them, or reading what they build (see `analyze::LogSite::needs_nested`).
+fn effective_level(site: &analyze::LogSite) -> usize {
+    if site.needs_nested {
+        2
+    } else {
+        site.level.min(2)
+    }
 }
 
 fn usable_manifests(target: &Target) -> std::result::Result<Vec<ckpt::Manifest>, String> {
