@@ -290,3 +290,34 @@ def test_ctrl_c_leaves_the_checkout_exactly_as_it_was(project: Project):
     assert {k: v for k, v in before.items() if k != "worktrees"} == during
     assert not any(worktrees.iterdir())
     assert not list((p.path / ".flor").glob("replays/*/*.jsonl"))
+
+
+def test_missing_versions_and_checkpoints_are_reported_not_fatal(project: Project):
+    p = project
+    versions(p)
+    runs = {r["run_id"]: r for r in p.runs()}
+    seeds = {row["run_id"]: row["seed"] for row in p.frame() if row["source"] == "forward"}
+    by_seed = {s: rid for rid, s in seeds.items()}
+    # Version 1 (seeds 1 and 2) is gone from the repository (a clone without refs/flor/*).
+    gone = runs[by_seed[1]]["version"]
+    for seed in (1, 2):
+        p.git("update-ref", "-d", f"refs/flor/runs/{by_seed[seed]}")
+    p.git("reflog", "expire", "--expire=now", "--all")
+    p.git("gc", "-q", "--prune=now")
+    assert p.git("cat-file", "-t", gone, check=False) == ""
+    # Seed 3's checkpoints are gone (they stay on the machine that recorded them).
+    import shutil
+
+    shutil.rmtree(p.path / ".flor" / "ckpts" / by_seed[3])
+    out = replay(p, "w_sum", check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    for seed in (1, 2):
+        assert f"run {by_seed[seed]}: skipped: its code version {gone[:10]} is not in this repository" in out.stdout
+    assert "no checkpoints: recomputed from the start" in out.stdout
+    assert "replayed 1 of 3 run(s)" in out.stdout
+    got = replay_rows(p, "w_sum")
+    assert {k[0] for k in got} == {3}
+    # Recomputed from the start, seed 3's values are those a forward run logs.
+    p.run("train.py", "--kwargs", "seed=3", "data=a", "epochs=5")
+    fwd = forward_rows(p, "w_sum")
+    assert {k: v for k, v in got.items() if k[0] == 3} == fwd

@@ -257,7 +257,29 @@ fn describe_work(r: &RunReplay) -> String {
     parts.push(if o.checkpoints == 0 {
         "no checkpoints: recomputed from the start".into()
     } else {
-        format!("{restores} restore(s) from {} checkpoint(s)", o.checkpoints)
+        let mut from: Vec<String> = o
+            .plan
+            .steps
+            .iter()
+            .filter_map(|s| {
+                let key = s.restore?;
+                let at = if key.iteration < 0 {
+                    "the loop's start".to_string()
+                } else {
+                    format!("the end of {} {}", o.name, key.iteration)
+                };
+                Some(format!("{} {} from {at}", o.name, s.iteration))
+            })
+            .collect();
+        if from.len() > 3 {
+            from.truncate(3);
+            from.push("...".into());
+        }
+        format!(
+            "{restores} restore(s) from {} checkpoint(s) ({})",
+            o.checkpoints,
+            from.join(", ")
+        )
     });
     parts.join(", ")
 }
