@@ -122,29 +122,25 @@ def checkout_state(p: Project) -> dict:
     }
 
 
-def replay_rows(p: Project, *names: str) -> dict:
-    """{(seed, epoch, step?): {name: value}} of the replayed rows."""
+def rows(p: Project, source: str, *names: str) -> dict:
+    """{(seed, epoch, step?): {name: value}} of the rows from ``source``."""
     out = {}
     for row in p.frame("seed", *names):
-        if row["source"] != "replay":
+        if row["source"] != source:
             continue
         key = (row["seed"], row.get("epoch"), row.get("step"))
         vals = {n: row[n] for n in names if row.get(n) is not None}
         if vals:
             out.setdefault(key, {}).update(vals)
     return out
+
+
+def replay_rows(p: Project, *names: str) -> dict:
+    return rows(p, "replay", *names)
 
 
 def forward_rows(p: Project, *names: str) -> dict:
-    out = {}
-    for row in p.frame("seed", *names):
-        if row["source"] != "forward":
-            continue
-        key = (row["seed"], row.get("epoch"), row.get("step"))
-        vals = {n: row[n] for n in names if row.get(n) is not None}
-        if vals:
-            out.setdefault(key, {}).update(vals)
-    return out
+    return rows(p, "forward", *names)
 
 
 def test_replay_across_versions_is_exact_and_leaves_the_checkout_alone(project: Project):
