@@ -27,9 +27,14 @@ use crate::output;
 /// Replay past runs to fill in values of log statements added to today's script.
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
-    /// Log names (or @LINE of today's script) to replay.
-    #[arg(value_name = "NAME", required = true)]
+    /// Log names (or @LINE of today's script) to replay; `a,b` lists several. flordb's
+    /// spelling `replay VARS WHERE` works too: a last argument that is not a name is
+    /// the where-clause.
+    #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// The names as flordb 4 spells them: `--apply a,b`.
+    #[arg(long, value_name = "NAMES", conflicts_with = "names")]
+    pub apply: Option<String>,
     /// Replay only runs with a row of the pivoted table where this SQL condition holds
     /// (e.g. "lr < 0.01", "acc IS NULL").
     #[arg(long = "where", value_name = "SQL")]
@@ -70,14 +75,15 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
     let repo = Repo::discover(&root)
         .filter(|r| r.root() == root)
         .context("replay needs the git repository the runs were recorded in")?;
+    let (selectors, where_clause) = selectors(args)?;
     let req = campaign::Request {
-        selectors: args.names.clone(),
+        selectors,
         script: args
             .script
             .as_ref()
             .map(|s| script_path(&root, s))
             .transpose()?,
-        where_sql: args.where_clause.clone(),
+        where_sql: where_clause,
         runs: args.runs.clone(),
         iters: pairs(&args.iters, "--iter", "epoch=0,2")?,
         overrides: pairs(&args.overrides, "--override", "device=cpu")?,
@@ -125,6 +131,44 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// The statements asked for and the where-clause, from the positional arguments
+/// (names, `a,b` lists, flordb's trailing WHERE), `--apply` and `--where`.
+fn selectors(args: &ReplayArgs) -> Result<(Vec<String>, Option<String>)> {
+    let is_selector = |t: &str| {
+        let t = t.strip_prefix('@').unwrap_or(t);
+        !t.is_empty()
+            && t.chars()
+                .all(|c| c.is_alphanumeric() || "_:.-/".contains(c))
+    };
+    let mut names = Vec::new();
+    let mut where_clause = args.where_clause.clone();
+    let given: Vec<&str> = match &args.apply {
+        Some(list) => vec![list.as_str()],
+        None => args.names.iter().map(String::as_str).collect(),
+    };
+    for (i, token) in given.iter().enumerate() {
+        let parts: Vec<&str> = token
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if !parts.is_empty() && parts.iter().all(|p| is_selector(p)) {
+            names.extend(parts.iter().map(|p| p.to_string()));
+        } else if i + 1 == given.len() && i > 0 && args.apply.is_none() {
+            if where_clause.is_some() {
+                bail!("two where-clauses: {token:?} and --where; pass one");
+            }
+            where_clause = Some(token.to_string());
+        } else {
+            bail!("{token:?} is not a log name or @LINE (flor replay NAME... [--where SQL])");
+        }
+    }
+    if names.is_empty() {
+        bail!("nothing to apply: name the flor.log statements to replay (flor replay NAME ...)");
+    }
+    Ok((names, where_clause))
 }
 
 /// How many times faster: `0.4x`, `3.2x`, `57x`.
@@ -668,4 +712,48 @@ fn show_values(
         .collect();
     output::table(&frame.take(&keep), false, out)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: ReplayArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<(Vec<String>, Option<String>)> {
+        let wrap = Wrap::try_parse_from(std::iter::once("replay").chain(argv.iter().copied()))?;
+        selectors(&wrap.args)
+    }
+
+    #[test]
+    fn names_lists_and_flordb_spellings() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(parse(&["a", "@12"]).unwrap(), (names(&["a", "@12"]), None));
+        assert_eq!(parse(&["a,b"]).unwrap(), (names(&["a", "b"]), None));
+        assert_eq!(
+            parse(&["--apply", "a,b"]).unwrap(),
+            (names(&["a", "b"]), None)
+        );
+        assert_eq!(
+            parse(&["a", "lr < 0.1"]).unwrap(),
+            (names(&["a"]), Some("lr < 0.1".to_string()))
+        );
+        assert!(parse(&["a", "lr < 0.1", "--where", "x = 1"]).is_err());
+        assert!(parse(&["lr < 0.1"]).is_err());
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--apply", "a", "b"]).is_err());
+    }
+
+    #[test]
+    fn durations_and_ratios_read_well() {
+        assert_eq!(ratio(0.42), "0.4x");
+        assert_eq!(ratio(57.3), "57x");
+        assert_eq!(output::duration(3.21), "3.2 s");
+        assert_eq!(output::duration(185.0), "3 min 05 s");
+    }
 }
