@@ -515,6 +515,9 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     let t = &r.target.timing;
     let manifests = usable_manifests(&r.target).unwrap_or_default();
     let Some(outer) = &r.outer else {
+        if r.target.loop_counts.is_empty() {
+            return t.script; // no flor.loop: the whole script runs again
+        }
         // After-loop statements only: the loop is skipped to its end state, or run
         // through when no checkpoint holds that state.
         let through = if manifests.is_empty() {
