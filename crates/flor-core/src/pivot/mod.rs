@@ -14,6 +14,7 @@ mod filter;
 mod frame;
 mod join;
 mod read;
+mod values;
 
 pub use filter::{filter, quote_ident};
 pub use frame::{Column, ColumnData, Frame};
@@ -23,6 +24,7 @@ use rustc_hash::FxHashMap as HashMap;
 use frame::TextBuilder;
 use join::{outer_join, Key, Part, NULL_KEY};
 use read::{read_name, read_value, LoopColumns, RUN_COL, SOURCE_COL};
+use values::ValueBuf;
 
 use crate::record::{Source, Value, ValueType};
 use crate::store::Store;
@@ -70,11 +72,16 @@ pub fn dataframe(store: &Store, names: &[&str]) -> Result<Frame> {
     if unique.is_empty() {
         return run_table(store, &runs, &run_order);
     }
+    let use_series = store.series_valid()?;
     let mut loops = LoopColumns::default();
     let mut parts = Vec::new();
     let mut values = Vec::new();
+    let mut read = Vec::new();
     for name in &unique {
-        let (part, vals) = read_name(store, name, &mut loops, &run_order)?;
+        read.push(read_name(store, name, &mut loops, &run_order, use_series)?);
+    }
+    for name_rows in read {
+        let (part, vals) = name_rows.into_part(&loops);
         parts.push(part);
         values.push(vals);
     }
@@ -134,7 +141,7 @@ fn build_frame(
     runs: &[RunRow],
     loops: &LoopColumns,
     names: &[&str],
-    values: Vec<Vec<Value>>,
+    values: Vec<ValueBuf>,
 ) -> Frame {
     let width = part.key_cols.len();
     let n = part.rows();
@@ -148,7 +155,7 @@ fn build_frame(
     order.sort_by_key(|&l| (loops.loops[l].depth, loops.loops[l].first_seen));
     for l in order {
         let it_col = LoopColumns::iteration_col(l);
-        let (Some(it), Some(val)) = (col(it_col), col(it_col + 1)) else {
+        let Some(it) = col(it_col) else {
             continue;
         };
         let iterations: Vec<Option<i64>> =
@@ -160,7 +167,8 @@ fn build_frame(
                 data: ColumnData::Int(iterations),
             });
         }
-        if loop_col.has_value {
+        // A loop with a value column never leaves its value key out (see LoopColumn).
+        if let (true, Some(val)) = (loop_col.has_value, col(it_col + 1)) {
             let mut b = TextBuilder::default();
             for k in cells(val) {
                 b.push((k != NULL_KEY).then(|| loops.texts[k as usize].as_str()));
@@ -172,7 +180,7 @@ fn build_frame(
         }
     }
     for (slot, (name, vals)) in names.iter().zip(values).enumerate() {
-        let data = ColumnData::gather(&vals, &part.vals[slot]);
+        let data = vals.gather(&part.vals[slot]);
         columns.push(value_column(&columns, name, data));
     }
     Frame { columns }
@@ -347,6 +355,54 @@ mod tests {
             ints(&frame, "time::iter::n"),
             vec![Some(3), Some(3), Some(2)]
         );
+    }
+
+    #[test]
+    fn series_and_records_give_the_same_table() {
+        let dir = tempfile::tempdir().unwrap();
+        record_run(dir.path(), 0.1);
+        record_run(dir.path(), 0.01);
+        let store = Store::open(dir.path()).unwrap();
+        let names = ["lr", "loss", "val_acc", "accuracy", "time::iter::n"];
+        let fast = dataframe(&store, &names).unwrap();
+        assert!(store.series_valid().unwrap());
+        // A user's write query leaves the series behind: the pivot reads records.
+        store.query("DELETE FROM names WHERE 0", &[], true).unwrap();
+        assert!(!store.series_valid().unwrap());
+        let slow = dataframe(&store, &names).unwrap();
+        // Debug text compares NaN cells as equal.
+        assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
+        store.unpack().unwrap();
+        assert!(store.series_valid().unwrap());
+        assert_eq!(
+            format!("{:?}", dataframe(&store, &names).unwrap()),
+            format!("{fast:?}")
+        );
+    }
+
+    #[test]
+    fn series_follow_run_files_changed_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        record_run(dir.path(), 0.1);
+        record_run(dir.path(), 0.01);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 12);
+        let files = store.layout().run_files().unwrap();
+        std::fs::remove_file(&files[0]).unwrap();
+        assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 6);
+        // Drop the second run's last loss line and its end record: one loss fewer.
+        let text = std::fs::read_to_string(&files[1]).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let last_loss = lines
+            .iter()
+            .rposition(|l| l.contains("\"name\": \"loss\""))
+            .unwrap();
+        lines.remove(last_loss);
+        std::fs::write(&files[1], lines.join("\n") + "\n").unwrap();
+        let frame = dataframe(&store, &["loss"]).unwrap();
+        assert_eq!(frame.len(), 5);
+        assert_eq!(store.unpack().unwrap().imported, 1);
+        assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 5);
     }
 
     #[test]

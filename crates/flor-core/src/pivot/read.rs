@@ -6,8 +6,9 @@ use rustc_hash::FxHashMap as HashMap;
 use rusqlite::types::ValueRef;
 
 use super::join::{Key, Part, NULL_KEY};
+use super::values::ValueBuf;
 use crate::record::{Segment, Value, ValueType};
-use crate::store::Store;
+use crate::store::{Store, NO_CTX};
 use crate::Result;
 
 /// Global key column ids: 0 is the run, 1 the source, then loop columns.
@@ -30,6 +31,9 @@ pub(crate) struct LoopColumn {
     pub(crate) depth: usize,
     pub(crate) first_seen: usize,
     pub(crate) has_value: bool,
+    /// Every item seen so far is its own position's text (`range` loops): the value
+    /// key adds nothing to the iteration and is left out of the join keys.
+    pub(crate) value_is_iteration: bool,
 }
 
 impl LoopColumns {
@@ -58,12 +62,19 @@ impl LoopColumns {
                         depth,
                         first_seen: i,
                         has_value: false,
+                        value_is_iteration: true,
                     });
                     self.by_name.insert(name, i);
                     i
                 }
             };
             let col = &mut self.loops[index];
+            if col.value_is_iteration {
+                col.value_is_iteration = match (&seg.value, seg.iteration) {
+                    (Some(v), Some(it)) => *v == it.to_string(),
+                    _ => false,
+                };
+            }
             if !col.has_value {
                 if let Some(v) = &seg.value {
                     col.has_value = seg.iteration.is_none_or(|it| it.to_string() != *v);
@@ -91,38 +102,37 @@ struct ResolvedCtx {
     cells: Vec<(usize, Key, Key)>,
 }
 
-/// Reads every record named `name` (any kind but metadata) into a part whose value
-/// column is `slot` in the final frame.
+/// A record's place: run index, source, ctx id.
+type RowRef = (u32, u8, Option<i64>);
+
+/// One name's records with their contexts resolved; [`NameRows::into_part`] makes
+/// them a part once every name has been read (and so every loop column is known).
+pub(crate) struct NameRows {
+    rows: Vec<RowRef>,
+    values: ValueBuf,
+    resolved: HashMap<i64, ResolvedCtx>,
+}
+
+/// Reads every record named `name` (any kind but metadata). `use_series` reads the columnar `series` table
+/// instead of a row of `records` per record.
 pub(crate) fn read_name(
     store: &Store,
     name: &str,
     loops: &mut LoopColumns,
     run_order: &HashMap<i64, u32>,
-) -> Result<(Part, Vec<Value>)> {
+    use_series: bool,
+) -> Result<NameRows> {
     let conn = store.conn();
     let name_id: Option<i64> = conn
         .query_row("SELECT name FROM names WHERE text = ?1", [name], |r| {
             r.get(0)
         })
         .ok();
-    let mut values = Vec::new();
-    let mut rows: Vec<(u32, u8, Option<i64>)> = Vec::new();
-    if let Some(name_id) = name_id {
-        let mut stmt = conn.prepare_cached(
-            "SELECT run, ctx, value, vtype, source FROM records WHERE name = ?1 ORDER BY run, source, seq",
-        )?;
-        let mut q = stmt.query([name_id])?;
-        while let Some(r) = q.next()? {
-            let run: i64 = r.get(0)?;
-            let Some(&run_index) = run_order.get(&run) else {
-                continue;
-            };
-            let ctx: Option<i64> = r.get(1)?;
-            let vtype = ValueType::from_u8(r.get::<_, i64>(3)? as u8);
-            values.push(read_value(r.get_ref(2)?, vtype));
-            rows.push((run_index, r.get::<_, i64>(4)? as u8, ctx));
-        }
-    }
+    let (rows, values) = match name_id {
+        Some(id) if use_series => read_series(store, id, run_order)?,
+        Some(id) => read_records(store, id, run_order)?,
+        None => (Vec::new(), ValueBuf::default()),
+    };
     // Resolve each distinct context once.
     let mut resolved: HashMap<i64, ResolvedCtx> = HashMap::default();
     let mut ctx_stmt = conn.prepare_cached("SELECT json FROM ctxs WHERE ctx = ?1")?;
@@ -147,6 +157,31 @@ pub(crate) fn read_name(
             .collect();
         resolved.insert(*id, ResolvedCtx { cells });
     }
+    Ok(NameRows {
+        rows,
+        values,
+        resolved,
+    })
+}
+
+impl NameRows {
+    /// The part: a row per record, keyed by run, source and loop columns.
+    pub(crate) fn into_part(self, loops: &LoopColumns) -> (Part, ValueBuf) {
+        let NameRows {
+            rows,
+            values,
+            resolved,
+        } = self;
+        part_of(rows, values, &resolved, loops)
+    }
+}
+
+fn part_of(
+    rows: Vec<RowRef>,
+    values: ValueBuf,
+    resolved: &HashMap<i64, ResolvedCtx>,
+    loops: &LoopColumns,
+) -> (Part, ValueBuf) {
     // The part's key columns: run, source, and every loop column its records touch.
     let mut loop_set: Vec<usize> = resolved
         .values()
@@ -155,26 +190,41 @@ pub(crate) fn read_name(
     loop_set.sort_unstable();
     loop_set.dedup();
     let mut key_cols = vec![RUN_COL, SOURCE_COL];
+    // Where each loop's iteration and value go in a row (value: usize::MAX if left out).
+    let mut position = vec![(usize::MAX, usize::MAX); loops.loops.len()];
     for &l in &loop_set {
+        position[l].0 = key_cols.len();
         key_cols.push(LoopColumns::iteration_col(l));
-        key_cols.push(LoopColumns::iteration_col(l) + 1);
+        if !loops.loops[l].value_is_iteration {
+            position[l].1 = key_cols.len();
+            key_cols.push(LoopColumns::iteration_col(l) + 1);
+        }
     }
     let width = key_cols.len();
     let mut keys = Vec::with_capacity(rows.len() * width);
-    let mut position = vec![usize::MAX; loops.loops.len()];
-    for (i, &l) in loop_set.iter().enumerate() {
-        position[l] = 2 + 2 * i;
-    }
+    let mut last: Option<(i64, &ResolvedCtx)> = None;
     for (run, source, ctx) in &rows {
         let start = keys.len();
         keys.push(i64::from(*run));
         keys.push(i64::from(*source));
         keys.resize(start + width, NULL_KEY);
-        if let Some(c) = ctx.and_then(|id| resolved.get(&id)) {
-            for &(col, iteration, value) in &c.cells {
-                let p = position[col];
-                keys[start + p] = iteration;
-                keys[start + p + 1] = value;
+        let Some(id) = *ctx else { continue };
+        // Consecutive records often share a context: skip the lookup.
+        let c = match last {
+            Some((last_id, c)) if last_id == id => c,
+            _ => match resolved.get(&id) {
+                Some(c) => {
+                    last = Some((id, c));
+                    c
+                }
+                None => continue,
+            },
+        };
+        for &(col, iteration, value) in &c.cells {
+            let (it, val) = position[col];
+            keys[start + it] = iteration;
+            if val != usize::MAX {
+                keys[start + val] = value;
             }
         }
     }
@@ -184,13 +234,104 @@ pub(crate) fn read_name(
     } else {
         all.clone()
     };
-    Ok((Part::new(key_cols, keys, vec![all]).select(&kept), values))
+    (Part::new(key_cols, keys, vec![all]).select(&kept), values)
+}
+
+/// The name's records, one row of `records` each.
+fn read_records(
+    store: &Store,
+    name_id: i64,
+    run_order: &HashMap<i64, u32>,
+) -> Result<(Vec<RowRef>, ValueBuf)> {
+    let mut values = ValueBuf::default();
+    let mut rows = Vec::new();
+    let mut stmt = store.conn().prepare_cached(
+        "SELECT run, ctx, value, vtype, source FROM records WHERE name = ?1 ORDER BY run, source, seq",
+    )?;
+    let mut q = stmt.query([name_id])?;
+    while let Some(r) = q.next()? {
+        let Some(&run_index) = run_order.get(&r.get::<_, i64>(0)?) else {
+            continue;
+        };
+        let vtype = ValueType::from_u8(r.get::<_, i64>(3)? as u8);
+        values.push(read_value(r.get_ref(2)?, vtype));
+        rows.push((run_index, r.get::<_, i64>(4)? as u8, r.get(1)?));
+    }
+    Ok((rows, values))
+}
+
+/// The name's records from its series: a blob per run, source and import batch.
+/// Batches holding text or JSON have no numbers blob; their values come from `records`.
+fn read_series(
+    store: &Store,
+    name_id: i64,
+    run_order: &HashMap<i64, u32>,
+) -> Result<(Vec<RowRef>, ValueBuf)> {
+    let conn = store.conn();
+    let mut values = ValueBuf::default();
+    let mut rows = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT run, source, first_seq, ctxs, vtypes, nums FROM series
+         WHERE name = ?1 ORDER BY run, source, first_seq",
+    )?;
+    let mut fallback = conn.prepare_cached(
+        "SELECT value, vtype FROM records WHERE name = ?1 AND run = ?2 AND source = ?3
+         AND seq >= ?4 ORDER BY seq LIMIT ?5",
+    )?;
+    let mut q = stmt.query([name_id])?;
+    while let Some(r) = q.next()? {
+        let run: i64 = r.get(0)?;
+        let Some(&run_index) = run_order.get(&run) else {
+            continue;
+        };
+        let source = r.get::<_, i64>(1)? as u8;
+        let ctxs = blob(r.get_ref(3)?)?.unwrap_or_default();
+        let vtypes = blob(r.get_ref(4)?)?.unwrap_or_default();
+        let n = vtypes.len();
+        rows.reserve(n);
+        values.reserve(n);
+        for c in ctxs.chunks_exact(8) {
+            let ctx = i64::from_le_bytes(c.try_into().unwrap_or_default());
+            rows.push((run_index, source, (ctx != NO_CTX).then_some(ctx)));
+        }
+        match blob(r.get_ref(5)?)? {
+            Some(nums) => {
+                for (bits, &t) in nums.chunks_exact(8).zip(vtypes) {
+                    let bits = u64::from_le_bytes(bits.try_into().unwrap_or_default());
+                    values.push_bits(ValueType::from_u8(t), bits);
+                }
+            }
+            None => {
+                // This batch's records of the name: the first n from its first seq on.
+                let first: i64 = r.get(2)?;
+                let mut q = fallback.query(rusqlite::params![name_id, run, source, first, n])?;
+                while let Some(v) = q.next()? {
+                    values.push(read_value(
+                        v.get_ref(0)?,
+                        ValueType::from_u8(v.get::<_, i64>(1)? as u8),
+                    ));
+                }
+            }
+        }
+        if rows.len() != values.len() {
+            return Err(crate::Error::Invalid(format!(
+                "the query cache's series of run {run} do not match its records; run `flor unpack`"
+            )));
+        }
+    }
+    Ok((rows, values))
+}
+
+/// A blob column's bytes (`None` for NULL).
+fn blob(v: ValueRef<'_>) -> Result<Option<&[u8]>> {
+    v.as_blob_or_null()
+        .map_err(|e| crate::Error::Invalid(format!("query cache series: {e}; run `flor unpack`")))
 }
 
 /// Whether some run logged this name twice in one context. Contexts are numbered in
 /// order of first appearance, so in the usual run they only increase and the part
 /// needs no de-duplication.
-fn repeats_a_context(rows: &[(u32, u8, Option<i64>)]) -> bool {
+fn repeats_a_context(rows: &[RowRef]) -> bool {
     rows.windows(2).any(|w| {
         w[0].0 == w[1].0 && w[0].1 == w[1].1 && w[1].2.unwrap_or(-1) <= w[0].2.unwrap_or(-1)
     })
@@ -200,18 +341,19 @@ fn repeats_a_context(rows: &[(u32, u8, Option<i64>)]) -> bool {
 /// `drop_duplicates` does this after the join; doing it per name first is equivalent
 /// (every column of a name's rows survives the join) and far cheaper. The common case
 /// is `flor.log("lr", flor.arg("lr", ...))`: the same value recorded twice.
-fn distinct_rows(keys: &[Key], width: usize, values: &[Value]) -> Vec<u32> {
+fn distinct_rows(keys: &[Key], width: usize, values: &ValueBuf) -> Vec<u32> {
     use std::hash::{Hash, Hasher};
     let mut seen: HashMap<u64, Vec<usize>> = HashMap::default();
     let mut kept = Vec::new();
-    for (r, value) in values.iter().enumerate() {
+    for r in 0..values.len() {
+        let value = &values.get(r);
         let row_keys = &keys[r * width..(r + 1) * width];
         let mut h = rustc_hash::FxHasher::default();
         row_keys.hash(&mut h);
         hash_value(value, &mut h);
         let bucket = seen.entry(h.finish()).or_default();
         let duplicate = bucket.iter().any(|&o| {
-            &keys[o * width..(o + 1) * width] == row_keys && same_value(&values[o], value)
+            &keys[o * width..(o + 1) * width] == row_keys && same_value(&values.get(o), value)
         });
         if !duplicate {
             bucket.push(r);

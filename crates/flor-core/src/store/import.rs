@@ -94,10 +94,7 @@ impl Store {
         if !gone.is_empty() {
             let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
             for (name, run) in &gone {
-                tx.execute(
-                    "DELETE FROM records WHERE run = ?1 AND source = ?2",
-                    params![run, Source::Forward as u8],
-                )?;
+                delete_records(&tx, *run, Source::Forward)?;
                 tx.execute("DELETE FROM runs WHERE run = ?1 AND NOT EXISTS (SELECT 1 FROM records WHERE run = ?1)", [run])?;
                 tx.execute("DELETE FROM files WHERE path = ?1", [name])?;
             }
@@ -117,9 +114,14 @@ impl Store {
     /// Rebuilds the cache from the run files alone. Idempotent.
     pub fn unpack(&self) -> Result<SyncReport> {
         self.conn.execute_batch(
-            "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM files; DELETE FROM runs;
-             DELETE FROM names; DELETE FROM ctxs; COMMIT;",
+            "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM series; DELETE FROM files;
+             DELETE FROM runs; DELETE FROM names; DELETE FROM ctxs;",
         )?;
+        self.conn.execute(
+            "INSERT OR IGNORE INTO flags(name) VALUES (?1)",
+            [super::schema::SERIES_FLAG],
+        )?;
+        self.conn.execute_batch("COMMIT")?;
         self.sync()
     }
 
@@ -128,10 +130,7 @@ impl Store {
         let run = RunFile::read(path)?;
         let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         let run_pk = upsert_run(&tx, &run)?;
-        tx.execute(
-            "DELETE FROM records WHERE run = ?1 AND source = ?2",
-            params![run_pk, Source::Forward as u8],
-        )?;
+        delete_records(&tx, run_pk, Source::Forward)?;
         let count = insert_records(&tx, run_pk, &run, Source::Forward, 0)?;
         tx.execute(
             "INSERT INTO files(path, run, size, mtime_ns) VALUES (?1, ?2, ?3, ?4)
@@ -184,6 +183,21 @@ fn upsert_run(tx: &Transaction, run: &RunFile) -> Result<i64> {
     )?)
 }
 
+/// Deletes a run's records of one source, and their series.
+pub(super) fn delete_records(tx: &Transaction, run: i64, source: Source) -> Result<()> {
+    tx.execute(
+        "DELETE FROM records WHERE run = ?1 AND source = ?2",
+        params![run, source as u8],
+    )?;
+    tx.execute(
+        "DELETE FROM series WHERE run = ?1 AND source = ?2",
+        params![run, source as u8],
+    )?;
+    Ok(())
+}
+
+/// Inserts a run file's records as rows of `records` numbered from `first_seq`, and
+/// as one `series` row per name.
 pub(super) fn insert_records(
     tx: &Transaction,
     run_pk: i64,
@@ -201,6 +215,8 @@ pub(super) fn insert_records(
         "INSERT INTO records(run, seq, ctx, name, value, vtype, kind, source, arg)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
+    let mut series: Vec<(i64, SeriesBuilder)> = Vec::new();
+    let mut series_of: HashMap<i64, usize> = HashMap::new();
     for (seq, rec) in run.records.iter().enumerate() {
         let name_id = match names.get(rec.name.as_str()) {
             Some(id) => *id,
@@ -237,9 +253,75 @@ pub(super) fn insert_records(
             source as u8,
             rec.arg,
         ])?;
+        let slot = *series_of.entry(name_id).or_insert_with(|| {
+            series.push((name_id, SeriesBuilder::default()));
+            series.len() - 1
+        });
+        series[slot].1.push(ctx_id, &rec.value);
+    }
+    let mut add_series = tx.prepare_cached(
+        "INSERT INTO series(name, run, source, first_seq, ctxs, vtypes, nums)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (name_id, s) in series {
+        add_series.execute(params![
+            name_id,
+            run_pk,
+            source as u8,
+            first_seq,
+            s.ctxs,
+            s.vtypes,
+            s.numeric.then_some(s.nums)
+        ])?;
     }
     Ok(run.records.len())
 }
+
+/// One name's records of one batch, columnar (the layout of the `series` table).
+struct SeriesBuilder {
+    ctxs: Vec<u8>,
+    vtypes: Vec<u8>,
+    nums: Vec<u8>,
+    /// False once a text or JSON value is seen: the series then has no `nums`.
+    numeric: bool,
+}
+
+impl Default for SeriesBuilder {
+    fn default() -> Self {
+        SeriesBuilder {
+            ctxs: Vec::new(),
+            vtypes: Vec::new(),
+            nums: Vec::new(),
+            numeric: true,
+        }
+    }
+}
+
+impl SeriesBuilder {
+    fn push(&mut self, ctx: Option<i64>, value: &Value) {
+        self.ctxs
+            .extend_from_slice(&ctx.unwrap_or(NO_CTX).to_le_bytes());
+        self.vtypes.push(value.value_type() as u8);
+        if !self.numeric {
+            return;
+        }
+        let bits = match value {
+            Value::Null => 0,
+            Value::Bool(b) => u64::from(*b),
+            Value::Int(i) => *i as u64,
+            Value::Float(f) => f.to_bits(),
+            Value::Str(_) | Value::Json(_) => {
+                self.numeric = false;
+                self.nums = Vec::new();
+                return;
+            }
+        };
+        self.nums.extend_from_slice(&bits.to_le_bytes());
+    }
+}
+
+/// The ctx id a series stores for a record logged outside any loop.
+pub(crate) const NO_CTX: i64 = -1;
 
 /// A value bound with its natural SQLite type (NaN binds as NULL; its type tag says
 /// it was a float).

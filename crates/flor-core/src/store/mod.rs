@@ -11,6 +11,7 @@ mod runfile;
 mod schema;
 
 pub use import::SyncReport;
+pub(crate) use import::NO_CTX;
 pub(crate) use layout::files_with_extension;
 pub use layout::{find_root, Layout};
 pub use query::{QueryResult, RunInfo};
@@ -72,6 +73,16 @@ impl Store {
     /// The cache connection, for the pivot and other readers in this crate.
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Whether the `series` table matches `records` (see [`schema::SERIES_FLAG`]).
+    pub(crate) fn series_valid(&self) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM flags WHERE name = ?1",
+            [schema::SERIES_FLAG],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
     }
 
     /// A read-only connection to the cache, for users' own SQL.

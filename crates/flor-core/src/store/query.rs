@@ -159,6 +159,12 @@ impl Store {
             }
             out.push(values);
         }
+        drop(rows);
+        if write && !stmt.readonly() {
+            // The statement may have changed `records`; the series no longer follow it.
+            self.conn
+                .execute_batch("DELETE FROM series; DELETE FROM flags;")?;
+        }
         Ok(QueryResult { columns, rows: out })
     }
 }

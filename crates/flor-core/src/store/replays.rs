@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
-use super::import::{insert_records, stamp, FileStamp, SyncReport};
+use super::import::{delete_records, insert_records, stamp, FileStamp, SyncReport};
 use super::runfile::RunFile;
 use super::Store;
 use crate::record::{segments_json, ParsedLine, Source};
@@ -80,10 +80,7 @@ impl Store {
                 .optional()?;
             // A replay of a run this project no longer holds is left for later.
             let Some(run_pk) = run_pk else { continue };
-            tx.execute(
-                "DELETE FROM records WHERE run = ?1 AND source = ?2",
-                params![run_pk, Source::Replay as u8],
-            )?;
+            delete_records(&tx, run_pk, Source::Replay)?;
             let mut seq = 0i64;
             for (file, st) in newest_first(files) {
                 let n = insert_records(&tx, run_pk, &file, Source::Replay, seq)?;

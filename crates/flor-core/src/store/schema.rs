@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Bumped whenever the tables below change.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS runs(
@@ -56,6 +56,23 @@ CREATE TABLE IF NOT EXISTS records(
     PRIMARY KEY (name, run, source, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_by_run ON records(run, source);
+-- The same records, columnar: one row per name, run, source and import batch (its
+-- first seq), holding the batch's ctx ids (i64 LE, -1 for none), value types (u8) and,
+-- when every value is a number, bool or null, the values (8 bytes each: i64 or f64
+-- bits). The pivot reads a name over a thousand runs as a thousand blobs instead of a
+-- million rows. Derived from `records` by the same writes; see `SERIES_FLAG`.
+CREATE TABLE IF NOT EXISTS series(
+    name INTEGER NOT NULL,
+    run INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    ctxs BLOB NOT NULL,
+    vtypes BLOB NOT NULL,
+    nums BLOB,
+    PRIMARY KEY (name, run, source, first_seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS series_by_run ON series(run, source);
+CREATE TABLE IF NOT EXISTS flags(name TEXT PRIMARY KEY) WITHOUT ROWID;
 -- flordb's table, as a view, so its queries keep working.
 CREATE VIEW IF NOT EXISTS logs AS
 SELECT runs.projid, runs.tstamp, runs.filename, ctxs.json AS ctx,
@@ -67,6 +84,11 @@ JOIN runs ON runs.run = records.run
 JOIN names ON names.name = records.name
 LEFT JOIN ctxs ON ctxs.ctx = records.ctx;
 ";
+
+/// Present in `flags` while `series` holds exactly what `records` holds. Users' own
+/// write queries may change `records` behind its back: they drop the flag (and the
+/// series), the pivot then reads `records`, and `flor unpack` sets it again.
+pub const SERIES_FLAG: &str = "series";
 
 /// Opens the cache's tables, rebuilding them if they come from another schema version.
 /// Returns true when the tables were (re)created empty.
@@ -83,11 +105,15 @@ pub fn ensure(conn: &Connection) -> Result<bool> {
         return Ok(false);
     }
     conn.execute_batch(
-        "DROP VIEW IF EXISTS logs;
+        "DROP VIEW IF EXISTS logs; DROP TABLE IF EXISTS series; DROP TABLE IF EXISTS flags;
          DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS ctxs; DROP TABLE IF EXISTS names;
          DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS runs;",
     )?;
     conn.execute_batch(TABLES)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO flags(name) VALUES (?1)",
+        [SERIES_FLAG],
+    )?;
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
     Ok(true)
 }
