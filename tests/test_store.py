@@ -80,3 +80,35 @@ def test_names_with_quotes_are_safe(project: Project):
     project.run("q.py")
     assert project.frame('we"ird')[0]['we"ird'] == 1
     assert project.frame("it's")[0]["it's"] == 2
+
+
+def test_frame_follows_write_queries_mixed_values_and_grown_files(project: Project):
+    """The pivot reads a columnar copy of the records; it must never disagree with them."""
+    project.write(
+        "mixed.py",
+        """
+        import flordb as flor
+        for epoch in flor.loop("epoch", ["a", "b", "c"]):
+            flor.log("m", epoch if epoch == "b" else 1.5)
+            flor.log("n", 7)
+        """,
+    )
+    project.run("mixed.py")
+    rows = project.frame("m", "n")
+    assert [(r["epoch"], r["epoch_value"], r["m"], r["n"]) for r in rows] == [(0, "a", 1.5, 7), (1, "b", "b", 7), (2, "c", 1.5, 7)]
+    # A write query changes records behind the cache's back: the frame follows it.
+    project.py(
+        """
+        import json, flordb as flor
+        flor.query("delete from records where name = (select name from names where text = 'n') and value = 7 and ctx = (select min(ctx) from records)", write=True)
+        print(json.dumps(None))
+        """
+    )
+    assert [r["n"] for r in project.frame("n")] == [7, 7]
+    project.flor("unpack")
+    assert [r["n"] for r in project.frame("n")] == [7, 7, 7]
+    # A run file that grows (a run still writing) is re-read.
+    (path,) = (project.path / ".flor" / "runs").glob("*.jsonl")
+    last = json.loads(path.read_text().splitlines()[-2])
+    path.write_text(path.read_text() + json.dumps({**last, "name": "n", "value": 8, "type": 1}) + "\n")
+    assert [r["n"] for r in project.frame("n")][-1] == 8

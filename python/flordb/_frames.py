@@ -20,15 +20,16 @@ def _column(name: str, kind: str, data: Any, extra: Any):
     import numpy as np
     import pandas as pd
 
+    # The engine's buffers are fresh bytearrays: numpy wraps them writable, uncopied.
     if kind == "int":
-        values = np.frombuffer(data, dtype="<i8").copy()
-        mask = np.frombuffer(extra, dtype=np.bool_).copy()
+        values = np.frombuffer(data, dtype="<i8")
+        mask = np.frombuffer(extra, dtype=np.bool_)
         return pd.arrays.IntegerArray(values, mask)
     if kind == "float":
-        return np.frombuffer(data, dtype="<f8").copy()
+        return np.frombuffer(data, dtype="<f8")
     if kind == "bool":
-        values = np.frombuffer(data, dtype=np.bool_).copy()
-        mask = np.frombuffer(extra, dtype=np.bool_).copy()
+        values = np.frombuffer(data, dtype=np.bool_)
+        mask = np.frombuffer(extra, dtype=np.bool_)
         return pd.arrays.BooleanArray(values, mask)
     if kind == "text":
         codes = np.frombuffer(data, dtype="<i4")

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyByteArray, PyDict, PyList, PyTuple};
 
 use flor_core::pivot::{self, Column, ColumnData, Frame};
 use flor_core::record::Value;
@@ -25,7 +25,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// The pivoted table of `names` in the project at `cwd`, as a list of columns:
 /// `(name, kind, data, extra)` with kind `int` (i64 bytes, mask bytes), `float`
 /// (f64 bytes), `bool` (u8 bytes, mask bytes), `text` (i32 code bytes, categories) or
-/// `object` (list of values, None).
+/// `object` (list of values, None). Byte buffers are bytearrays.
 #[pyfunction]
 fn dataframe<'py>(
     py: Python<'py>,
@@ -46,48 +46,34 @@ pub(crate) fn frame_to_py<'py>(py: Python<'py>, frame: &Frame) -> PyResult<Bound
     let out = PyList::empty(py);
     for Column { name, data } in &frame.columns {
         let item: Bound<'py, PyTuple> = match data {
-            ColumnData::Int(v) => {
-                let vals: Vec<u8> = v
-                    .iter()
-                    .flat_map(|x| x.unwrap_or(0).to_le_bytes())
-                    .collect();
-                let mask: Vec<u8> = v.iter().map(|x| u8::from(x.is_none())).collect();
-                (
-                    name,
-                    "int",
-                    PyBytes::new(py, &vals),
-                    PyBytes::new(py, &mask),
-                )
-                    .into_pyobject(py)?
-            }
-            ColumnData::Float(v) => {
-                let vals: Vec<u8> = v
-                    .iter()
-                    .flat_map(|x| x.unwrap_or(f64::NAN).to_le_bytes())
-                    .collect();
-                (name, "float", PyBytes::new(py, &vals), py.None()).into_pyobject(py)?
-            }
-            ColumnData::Bool(v) => {
-                let vals: Vec<u8> = v.iter().map(|x| u8::from(x.unwrap_or(false))).collect();
-                let mask: Vec<u8> = v.iter().map(|x| u8::from(x.is_none())).collect();
-                (
-                    name,
-                    "bool",
-                    PyBytes::new(py, &vals),
-                    PyBytes::new(py, &mask),
-                )
-                    .into_pyobject(py)?
-            }
-            ColumnData::Text { codes, categories } => {
-                let vals: Vec<u8> = codes.iter().flat_map(|c| c.to_le_bytes()).collect();
-                (
-                    name,
-                    "text",
-                    PyBytes::new(py, &vals),
-                    PyList::new(py, categories)?,
-                )
-                    .into_pyobject(py)?
-            }
+            ColumnData::Int(v) => (
+                name,
+                "int",
+                buffer(py, v, |x| x.unwrap_or(0).to_le_bytes())?,
+                buffer(py, v, |x| [u8::from(x.is_none())])?,
+            )
+                .into_pyobject(py)?,
+            ColumnData::Float(v) => (
+                name,
+                "float",
+                buffer(py, v, |x| x.unwrap_or(f64::NAN).to_le_bytes())?,
+                py.None(),
+            )
+                .into_pyobject(py)?,
+            ColumnData::Bool(v) => (
+                name,
+                "bool",
+                buffer(py, v, |x| [u8::from(x.unwrap_or(false))])?,
+                buffer(py, v, |x| [u8::from(x.is_none())])?,
+            )
+                .into_pyobject(py)?,
+            ColumnData::Text { codes, categories } => (
+                name,
+                "text",
+                buffer(py, codes, |c| c.to_le_bytes())?,
+                PyList::new(py, categories)?,
+            )
+                .into_pyobject(py)?,
             ColumnData::Mixed(v) => {
                 let list = PyList::empty(py);
                 for x in v {
@@ -99,6 +85,21 @@ pub(crate) fn frame_to_py<'py>(py: Python<'py>, frame: &Frame) -> PyResult<Bound
         out.append(item)?;
     }
     Ok(out)
+}
+
+/// A bytearray of `N` bytes per item, written in place: numpy wraps it writable, so
+/// neither side copies a column again.
+fn buffer<'py, T, const N: usize>(
+    py: Python<'py>,
+    items: &[T],
+    bytes: impl Fn(&T) -> [u8; N],
+) -> PyResult<Bound<'py, PyByteArray>> {
+    PyByteArray::new_with(py, items.len() * N, |buf| {
+        for (chunk, item) in buf.chunks_exact_mut(N).zip(items) {
+            chunk.copy_from_slice(&bytes(item));
+        }
+        Ok(())
+    })
 }
 
 /// Runs SQL on the cache; returns `(columns, rows)` with rows as lists of values.

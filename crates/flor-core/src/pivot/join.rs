@@ -123,6 +123,13 @@ pub(crate) fn outer_join(left: Part, right: Part) -> Part {
         }
     }
 
+    let single = (b_common.len() == build.key_cols.len())
+        .then(|| single_matches(build, probe, &heads, &next, b_common, p_common))
+        .flatten();
+    if let Some((picks, matched)) = single {
+        return extend_probe(left, right, left_builds, &picks, &matched);
+    }
+
     let width = out_cols.len();
     let slots = left.vals.len() + right.vals.len();
     let mut out = Part::new(
@@ -190,6 +197,111 @@ pub(crate) fn outer_join(left: Part, right: Part) -> Part {
     out
 }
 
+/// The usual join: the built side's key columns are a subset of the probe side's (a
+/// run-level or epoch-level value joined to step rows) and each probe row matches at
+/// most one built row. Returns each probe row's match (`NO_VALUE` for none) and which
+/// built rows matched, or `None` when some probe row matches several.
+fn single_matches(
+    build: &Part,
+    probe: &Part,
+    heads: &HashMap<u64, u32>,
+    next: &[u32],
+    b_common: &[usize],
+    p_common: &[usize],
+) -> Option<(Vec<u32>, Vec<bool>)> {
+    let mut picks = Vec::with_capacity(probe.rows());
+    let mut matched = vec![false; build.rows()];
+    for p in 0..probe.rows() {
+        let prow = probe.row(p);
+        let mut cand = heads
+            .get(&hash_keys(prow, p_common))
+            .copied()
+            .unwrap_or(NO_VALUE);
+        let mut found = NO_VALUE;
+        while cand != NO_VALUE {
+            let brow = build.row(cand as usize);
+            if b_common
+                .iter()
+                .zip(p_common)
+                .all(|(&bi, &pi)| brow[bi] == prow[pi])
+            {
+                if found != NO_VALUE {
+                    return None;
+                }
+                found = cand;
+                matched[cand as usize] = true;
+            }
+            cand = next[cand as usize];
+        }
+        picks.push(found);
+    }
+    Some((picks, matched))
+}
+
+/// The output of a [`single_matches`] join: the probe rows, in order, with their keys
+/// as they are (moved, not copied cell by cell), then the unmatched built rows.
+fn extend_probe(
+    left: Part,
+    right: Part,
+    left_builds: bool,
+    picks: &[u32],
+    matched: &[bool],
+) -> Part {
+    let (build, probe) = if left_builds {
+        (left, right)
+    } else {
+        (right, left)
+    };
+    let unmatched: Vec<usize> = (0..build.rows()).filter(|&b| !matched[b]).collect();
+    let Part {
+        key_cols,
+        mut keys,
+        vals: probe_vals,
+    } = probe;
+    // Unmatched built rows: their keys where the probe has the column, missing elsewhere.
+    for &b in &unmatched {
+        let brow = build.row(b);
+        for col in &key_cols {
+            let cell = build
+                .key_cols
+                .iter()
+                .position(|c| c == col)
+                .map_or(NULL_KEY, |i| brow[i]);
+            keys.push(cell);
+        }
+    }
+    let probe_vals: Vec<Vec<u32>> = probe_vals
+        .into_iter()
+        .map(|mut v| {
+            v.resize(v.len() + unmatched.len(), NO_VALUE);
+            v
+        })
+        .collect();
+    let build_vals: Vec<Vec<u32>> = build
+        .vals
+        .iter()
+        .map(|v| {
+            picks
+                .iter()
+                .map(|&p| {
+                    if p == NO_VALUE {
+                        NO_VALUE
+                    } else {
+                        v[p as usize]
+                    }
+                })
+                .chain(unmatched.iter().map(|&b| v[b]))
+                .collect()
+        })
+        .collect();
+    let vals = if left_builds {
+        build_vals.into_iter().chain(probe_vals).collect()
+    } else {
+        probe_vals.into_iter().chain(build_vals).collect()
+    };
+    Part::new(key_cols, keys, vals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +346,22 @@ mod tests {
         let rep = part(&[0, 1], &[&[0, 1]]);
         let out = outer_join(fwd, rep);
         assert_eq!(out.rows(), 2);
+    }
+
+    #[test]
+    fn subset_joins_keep_probe_order_and_unmatched_rows() {
+        // acc per (run, source, epoch) joined to loss per (run, source, epoch, step),
+        // with an epoch that has acc but no loss and a loss row with no acc.
+        let acc = part(&[0, 1, 2], &[&[0, 0, 0], &[0, 0, 1], &[0, 0, 9]]);
+        let loss = part(
+            &[0, 1, 2, 4],
+            &[&[0, 0, 0, 0], &[0, 0, 0, 1], &[0, 0, 1, 0], &[0, 0, 2, 0]],
+        );
+        let out = outer_join(loss, acc);
+        assert_eq!(out.key_cols, vec![0, 1, 2, 4]);
+        assert_eq!(out.vals[0], vec![0, 1, 2, 3, NO_VALUE]);
+        assert_eq!(out.vals[1], vec![0, 0, 1, NO_VALUE, 2]);
+        assert_eq!(&out.keys[16..], &[0, 0, 9, NULL_KEY]);
     }
 
     #[test]
