@@ -4,6 +4,7 @@ user's working tree, index, HEAD or branches."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 from conftest import TRAIN, Project
 
@@ -122,3 +123,27 @@ def test_runs_of_unchanged_code_share_a_version(project: Project):
     project.run("train.py")
     versions = [r["version"] for r in project.runs()]
     assert versions[0] == versions[1] != versions[2]
+
+
+def wait_for_background_commit(p: Project, timeout: float = 60) -> None:
+    """Off `flor.*` branches the run file is committed after exit, by a detached process."""
+    pending = p.path / ".flor" / "tmp" / "pending"
+    deadline = time.monotonic() + timeout
+    while any(pending.glob("*.json")):
+        assert time.monotonic() < deadline, "the records commit was never made"
+        time.sleep(0.05)
+
+
+def test_records_are_committed_after_exit_without_any_read(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    project.run("train.py", "--kwargs", "lr=0.02")
+    wait_for_background_commit(project)
+    (run_file,) = (project.path / ".flor" / "runs").glob("*.jsonl")
+    ref = f"refs/flor/runs/{run_file.stem}"
+    assert f".flor/runs/{run_file.name}" in project.git("ls-tree", "-r", "--name-only", ref)
+    assert "lr=0.02" in project.git("log", "-1", "--format=%b", ref)
+    assert project.git("show", f"{ref}:.flor/runs/{run_file.name}") == run_file.read_text().strip()
+    # Nothing failed and was set aside; the checkout is untouched.
+    assert list((project.path / ".flor" / "tmp" / "pending").iterdir()) == []
+    assert project.git("status", "--porcelain") == ""

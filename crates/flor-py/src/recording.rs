@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use flor_core::git::Repo;
+use flor_core::git::{self, Repo};
 use flor_core::record::{Kind, Recorder, RunConfig, RunStatus};
 use flor_core::store::find_root;
 
@@ -28,6 +28,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iteration_exit, m)?)?;
     m.add_function(wrap_pyfunction!(commit, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_git, m)?)?;
     m.add_function(wrap_pyfunction!(crate::convert::set_object_hook, m)?)?;
     Ok(())
 }
@@ -103,7 +104,10 @@ fn configure(
         python,
         name,
     };
-    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recorder::new(config));
+    let mut recorder = Recorder::new(config);
+    // With an interpreter to start the finisher, run files reach git after the run.
+    recorder.defer_git(recorder.config().python.is_some());
+    *RECORDER.lock().unwrap_or_else(|e| e.into_inner()) = Some(recorder);
     Ok(())
 }
 
@@ -183,7 +187,14 @@ fn commit<'py>(py: Python<'py>, exit_code: i32) -> PyResult<Option<Bound<'py, Py
     } else {
         RunStatus::Failed(exit_code)
     };
-    let summary = with_recorder(py, |r| r.commit(status))?;
+    let (summary, root, python) = with_recorder(py, |r| {
+        let summary = r.commit(status)?;
+        let config = r.config();
+        Ok((summary, config.root.clone(), config.python.clone()))
+    })?;
+    if summary.is_some() && git::has_pending(&root) {
+        finish_in_background(py, python.as_deref(), &root)?;
+    }
     summary
         .map(|s| {
             let d = PyDict::new(py);
@@ -193,6 +204,70 @@ fn commit<'py>(py: Python<'py>, exit_code: i32) -> PyResult<Option<Bound<'py, Py
             Ok(d)
         })
         .transpose()
+}
+
+/// Loads this module from its file alone (not the `flordb` package, which would
+/// configure a recorder) and commits the project's waiting runs to git.
+const FINISHER: &str = "import importlib.util as u, sys
+spec = u.spec_from_file_location('flordb._native', sys.argv[1])
+native = u.module_from_spec(spec)
+spec.loader.exec_module(native)
+native.finish_git(sys.argv[2])
+";
+
+/// Starts a detached process that commits the finished run's file to git (see
+/// `flor_core::git::pending`), so that the exit does not wait for it. It shares no
+/// pipe with this process, so whoever waits for this process's output is not kept
+/// waiting. If it cannot start, the commit is made here.
+fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> PyResult<()> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    let module: Option<String> = py
+        .import("flordb._native")
+        .and_then(|m| m.getattr("__file__"))
+        .and_then(|f| f.extract())
+        .ok();
+    let spawned = match (python, module) {
+        (Some(python), Some(module)) => Command::new(python)
+            .arg("-c")
+            .arg(FINISHER)
+            .arg(module)
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C meant for the script does not stop it.
+            .process_group(0)
+            .spawn()
+            .ok(),
+        _ => None,
+    };
+    match spawned {
+        // Reaped by a thread, should this process live on (a notebook).
+        Some(mut child) => {
+            std::thread::spawn(move || child.wait());
+            Ok(())
+        }
+        None => {
+            if let Err(err) = py.detach(|| git::finish_pending(root)) {
+                warn(
+                    py,
+                    &[format!(
+                        "the run's records were not committed to git: {err}"
+                    )],
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// finish_git(root) -> int: commits the project's runs that wait for git (the
+/// background finisher's entry point). Returns how many were committed.
+#[pyfunction]
+fn finish_git(py: Python<'_>, root: PathBuf) -> PyResult<usize> {
+    py.detach(|| git::finish_pending(&root)).map_err(to_py)
 }
 
 /// The active run as `(run_id, tstamp)`, or None before the first FlorDB call.

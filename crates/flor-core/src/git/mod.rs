@@ -1,8 +1,9 @@
 //! Code versions. Each run's code is snapshotted as a commit built from a temporary
 //! index of the working tree, so the user's working tree, index, HEAD and branches stay
-//! as they were; the commit is kept under `refs/flor/runs/<run>`. At the end of the run
-//! a child commit adds the run's JSONL file. On a branch named `flor.*` (the user's
-//! permission, as in the seed's `flor.shadow`) the branch itself also advances.
+//! as they were; the commit is kept under `refs/flor/runs/<run>`. After the run a child
+//! commit adds the run's JSONL file, off the exit path ([`pending`]). On a branch named
+//! `flor.*` (the user's permission, as in the seed's `flor.shadow`) the branch itself
+//! also advances.
 //!
 //! Everything goes through the user's own `git` program and configuration.
 
@@ -17,6 +18,9 @@ pub use worktree::Worktree;
 use crate::record::RunId;
 use crate::{Error, Result};
 
+mod pending;
+pub use pending::{finish_pending, has_pending, pending_dir, PendingRun};
+
 /// Branches whose names start with this give FlorDB permission to commit to them.
 pub const PERMISSION_PREFIX: &str = "flor.";
 
@@ -27,7 +31,7 @@ pub struct Repo {
 }
 
 /// A run's code version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// The snapshot commit (what `version` means in tables).
     pub commit: String,
@@ -36,6 +40,15 @@ pub struct Snapshot {
     pub branch: Option<String>,
     /// HEAD's commit when the run started; `None` in a repository with no commits.
     pub head: Option<String>,
+}
+
+impl Snapshot {
+    /// Whether the run was started on a `flor.*` branch, which then receives its file.
+    pub fn commits_to_branch(&self) -> bool {
+        self.branch
+            .as_deref()
+            .is_some_and(|b| b.starts_with(PERMISSION_PREFIX))
+    }
 }
 
 impl Repo {
@@ -270,11 +283,7 @@ impl Repo {
         message.push_str(&format!("\nFlor-Run: {run}\n"));
         let commit = self.commit_tree(&tree, Some(&snap.commit), &message)?;
         self.git(&["update-ref", &run_ref(run), &commit], None, None)?;
-        if let Some(branch) = snap
-            .branch
-            .as_deref()
-            .filter(|b| b.starts_with(PERMISSION_PREFIX))
-        {
+        if let Some(branch) = snap.branch.as_deref().filter(|_| snap.commits_to_branch()) {
             self.advance_branch(branch, snap, run, &rel, &blob, &message)?;
         }
         Ok(commit)

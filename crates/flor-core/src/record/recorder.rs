@@ -15,7 +15,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::writer::{Msg, Writer};
 use super::{identity, meta, Ctx, Kind, LineHeader, Record, RunId, Segment, Value};
 use crate::ckpt::{CkptWriter, Policy, Submission, WriterStats};
-use crate::git::{Repo, Snapshot};
+use crate::git::{PendingRun, Repo, Snapshot};
 use crate::store::Layout;
 use crate::Result;
 
@@ -144,6 +144,8 @@ pub struct Recorder {
     /// Seconds from the interpreter's start to this recorder's creation (the imports
     /// before flordb), recorded once as `time::boot`; `None` once recorded or unknown.
     boot: Option<f64>,
+    /// Commit run files to git after the run (see `git::pending`) instead of at commit.
+    defer_git: bool,
 }
 
 impl Recorder {
@@ -168,7 +170,14 @@ impl Recorder {
             ckpt: None,
             policy: Policy::default(),
             ckpt_stats: None,
+            defer_git: false,
         }
+    }
+
+    /// From now on a commit only notes that the run file is to be committed to git;
+    /// the caller has the note carried out (`git::finish_pending`) off the exit path.
+    pub fn defer_git(&mut self, defer: bool) {
+        self.defer_git = defer;
     }
 
     pub fn config(&self) -> &RunConfig {
@@ -642,12 +651,29 @@ impl Recorder {
 
         // The query cache is not updated here: readers bring it up to date with the run
         // files, so a run's exit costs nothing per value.
-        let mut version = snapshot.as_ref().map(|s| s.commit.clone());
-        if let (Some(repo), Some(snap)) = (&self.config.repo, &snapshot) {
-            match repo.record_run(snap, &run.id, &run.tstamp, &run.path, &run.args) {
-                Ok(_) => {}
-                Err(err) => {
-                    version = Some(snap.commit.clone());
+        let version = snapshot.as_ref().map(|s| s.commit.clone());
+        if let (Some(repo), Some(snap)) = (&self.config.repo, snapshot) {
+            let pending = PendingRun {
+                run_id: run.id.to_string(),
+                tstamp: run.tstamp.clone(),
+                args: run.args.clone(),
+                snapshot: snap,
+            };
+            // Deferred, the exit costs nothing per value; if the note cannot be left,
+            // the commit is made now. A `flor.*` branch is committed to now all the
+            // same: the user may check out another branch the moment the script ends,
+            // and the branch must hold the run by then.
+            let deferred = self.defer_git
+                && !pending.snapshot.commits_to_branch()
+                && repo.defer_record(&pending).is_ok();
+            if !deferred {
+                if let Err(err) = repo.record_run(
+                    &pending.snapshot,
+                    &run.id,
+                    &run.tstamp,
+                    &run.path,
+                    &run.args,
+                ) {
                     self.warnings.push(format!(
                         "the run's records were not committed to git: {err}"
                     ));

@@ -52,6 +52,9 @@ impl Store {
     /// Imports every run file that is new or changed since the cache last saw it and
     /// drops runs whose file is gone. Cheap when nothing changed: one directory listing.
     pub fn sync(&self) -> Result<SyncReport> {
+        // Runs whose records commit was left for later get it now (`git::pending`). A
+        // read never fails for git's sake: a run that cannot be committed is set aside.
+        let _ = crate::git::finish_pending(self.layout.root());
         let mut known: HashMap<String, (i64, i64, i64)> = HashMap::new();
         {
             let mut stmt = self
