@@ -45,10 +45,10 @@ pub fn has_pending(root: &Path) -> bool {
 /// Returns how many runs were committed; a run that fails is set aside (its note
 /// renamed `.failed`, the error written into it) so that reads do not retry it.
 pub fn finish_pending(root: &Path) -> Result<usize> {
-    match Repo::discover(root) {
-        Some(repo) if has_pending(root) => repo.finish_pending(),
-        _ => Ok(0),
+    if !has_pending(root) {
+        return Ok(0);
     }
+    Repo::discover(root).map_or(Ok(0), |repo| repo.finish_pending())
 }
 
 impl Repo {
