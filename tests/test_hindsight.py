@@ -159,6 +159,20 @@ def test_replay_across_versions_is_exact_and_leaves_the_checkout_alone(project: 
     assert "replayed 2 of 2 run(s)" in out.stdout, out.stdout
     assert checkout_state(p) == before
     assert not list((p.path / ".flor" / "worktrees").glob("*"))
+    # Provenance: which statements, from which version, for each run's replay file.
+    prov = p.py(
+        """
+        import json, flordb as flor
+        df = flor.query("select runs.run_id, runs.version, replays.version as replayed_version, statements "
+                        "from replays join runs on runs.run = replays.run")
+        print(json.dumps(df.to_dict(orient="records")))
+        """
+    )
+    assert len(prov) == 2
+    for row in prov:
+        assert row["replayed_version"] == row["version"]
+        texts = [s["text"] for s in json.loads(row["statements"])]
+        assert texts == ['flor.log("w_sum", float(weights.sum()))', 'flor.log("w0", float(weights[0]))']
 
     # Epoch-level: one value per epoch; step-level: one per step.
     epochs, steps = replay_rows(p, "w_sum"), replay_rows(p, "w0")

@@ -96,4 +96,6 @@ pub mod meta {
     pub const VERSION: &str = "flor::version";
     /// Last line of a run that ended: status, exit code, end time.
     pub const END: &str = "flor::end";
+    /// First line of a replay file: which statements, from which version, as asked.
+    pub const REPLAY: &str = "flor::replay";
 }

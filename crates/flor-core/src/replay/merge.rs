@@ -11,7 +11,7 @@ use crate::{Error, Result};
 use super::Target;
 
 /// The metadata record naming what produced a replay file.
-pub const PROVENANCE: &str = "flor::replay";
+pub const PROVENANCE: &str = crate::record::meta::REPLAY;
 
 /// Writes `output` from the tasks' `parts` (in task order; a missing part recorded
 /// nothing), keeping the args of the first part only, then removes the parts.
@@ -120,5 +120,6 @@ mod tests {
         let names: Vec<&str> = file.records.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["lr", "w", "w"]);
         assert_eq!(file.tstamp, "2026-01-01T00:00:00");
+        assert_eq!(file.provenance, Some(serde_json::json!({"version": "abc"})));
     }
 }

@@ -118,7 +118,7 @@ impl Store {
     pub fn unpack(&self) -> Result<SyncReport> {
         self.conn.execute_batch(
             "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM series; DELETE FROM files;
-             DELETE FROM runs; DELETE FROM names; DELETE FROM ctxs;",
+             DELETE FROM replays; DELETE FROM runs; DELETE FROM names; DELETE FROM ctxs;",
         )?;
         self.conn.execute(
             "INSERT OR IGNORE INTO flags(name) VALUES (?1)",

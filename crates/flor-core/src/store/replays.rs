@@ -81,6 +81,7 @@ impl Store {
             // A replay of a run this project no longer holds is left for later.
             let Some(run_pk) = run_pk else { continue };
             delete_records(&tx, run_pk, Source::Replay)?;
+            tx.execute("DELETE FROM replays WHERE run = ?1", [run_pk])?;
             let mut seq = 0i64;
             for (file, st) in newest_first(files) {
                 let n = insert_records(&tx, run_pk, &file, Source::Replay, seq)?;
@@ -88,6 +89,7 @@ impl Store {
                 report.records += n;
                 report.imported += 1;
                 upsert_file(&tx, st, run_pk)?;
+                insert_provenance(&tx, st, run_pk, file.provenance.as_ref())?;
             }
         }
         tx.commit()?;
@@ -118,6 +120,34 @@ fn newest_first<'a>(files: &'a [(RunFile, &'a FileStamp)]) -> Vec<(RunFile, &'a 
         out.push((kept, *st));
     }
     out
+}
+
+fn insert_provenance(
+    tx: &Transaction,
+    st: &FileStamp,
+    run_pk: i64,
+    provenance: Option<&serde_json::Value>,
+) -> Result<()> {
+    let Some(p) = provenance else { return Ok(()) };
+    let text = |key: &str| match p.get(key) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+        None => None,
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO replays(path, run, script, version, statements, placed, request)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            st.name,
+            run_pk,
+            text("script"),
+            text("version"),
+            text("statements"),
+            text("placed"),
+            text("request")
+        ],
+    )?;
+    Ok(())
 }
 
 fn upsert_file(tx: &Transaction, st: &FileStamp, run_pk: i64) -> Result<()> {

@@ -37,6 +37,8 @@ pub struct RunFile {
     pub branch: Option<String>,
     pub version: Option<String>,
     pub status: FileStatus,
+    /// A replay file's provenance (`flor::replay`): statements, version, request.
+    pub provenance: Option<serde_json::Value>,
     /// The records, in file order, without the metadata lines.
     pub records: Vec<ParsedLine>,
 }
@@ -58,6 +60,7 @@ impl RunFile {
             filename: String::new(),
             script: None,
             argv: None,
+            provenance: None,
             python: None,
             pid: None,
             host: None,
@@ -128,6 +131,7 @@ impl RunFile {
                 self.version = text("commit");
                 self.branch = text("branch");
             }
+            meta::REPLAY => self.provenance = Some(json.clone()),
             meta::END => {
                 self.end = json.get("end").and_then(|v| v.as_f64());
                 let code = json.get("exit_code").and_then(|v| v.as_i64()).unwrap_or(0);

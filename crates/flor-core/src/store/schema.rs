@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Bumped whenever the tables below change.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS runs(
@@ -73,6 +73,16 @@ CREATE TABLE IF NOT EXISTS series(
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS series_by_run ON series(run, source);
 CREATE TABLE IF NOT EXISTS flags(name TEXT PRIMARY KEY) WITHOUT ROWID;
+-- Where replayed values came from: one row per replay file, from its first line.
+CREATE TABLE IF NOT EXISTS replays(
+    path TEXT PRIMARY KEY,
+    run INTEGER NOT NULL,
+    script TEXT,
+    version TEXT,
+    statements TEXT,
+    placed TEXT,
+    request TEXT
+);
 -- flordb's table, as a view, so its queries keep working.
 CREATE VIEW IF NOT EXISTS logs AS
 SELECT runs.projid, runs.tstamp, runs.filename, ctxs.json AS ctx,
@@ -105,7 +115,7 @@ pub fn ensure(conn: &Connection) -> Result<bool> {
         return Ok(false);
     }
     conn.execute_batch(
-        "DROP VIEW IF EXISTS logs; DROP TABLE IF EXISTS series; DROP TABLE IF EXISTS flags;
+        "DROP VIEW IF EXISTS logs; DROP TABLE IF EXISTS series; DROP TABLE IF EXISTS flags; DROP TABLE IF EXISTS replays;
          DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS ctxs; DROP TABLE IF EXISTS names;
          DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS runs;",
     )?;
