@@ -92,7 +92,8 @@ def _rows_frame(columns: Sequence[str], rows: list):
 def query(sql: str, params: Sequence[Any] | None = None, *, write: bool = False):
     """Runs SQL on the query cache and returns a DataFrame (empty when no rows match).
 
-    Tables: ``runs``, ``records``, ``names``, ``ctxs``; flordb's ``logs`` is a view.
+    Tables: ``runs``, ``records``, ``names``, ``ctxs``, ``replays`` (where replayed values
+    came from); flordb's ``logs`` is a view.
     Values are bound with ``?`` placeholders: ``flor.query("select * from logs where
     value_name = ?", ["loss"])``. Statements that modify the cache need ``write=True``.
     """

@@ -34,7 +34,7 @@ enum Command {
     Runs(commands::RunsArgs),
     /// Show logged values of every run as one pivoted table.
     Dataframe(commands::DataframeArgs),
-    /// Run SQL on the query cache (tables runs, records, names, ctxs; view logs).
+    /// Run SQL on the query cache (tables runs, records, names, ctxs, replays; view logs).
     Query(commands::QueryArgs),
     /// Rebuild the query cache from the run files in .flor/runs/.
     Unpack,
