@@ -14,6 +14,7 @@ use crate::record::Value;
 use crate::store::{RunInfo, Store};
 use crate::{Error, Result};
 
+use super::estimate::shared_setup;
 use super::{find, makespan, plan, restored_bytes, Action, Plan, Request as LoopRequest, Target};
 
 /// What the user asked for.
@@ -90,17 +91,26 @@ pub struct Outer {
 pub struct Task {
     pub iterations: Option<Vec<i64>>,
     pub apply: Vec<String>,
-    /// Estimated seconds, process start excluded.
+    /// Estimated seconds, forked from the worker server: process start and the setup
+    /// the server does ([`Campaign::shared_setup`]) excluded.
     pub secs: f64,
 }
 
 impl Campaign {
-    /// Seconds to start a worker process (paid once by a pool of forked workers).
+    /// Seconds to start the worker server (paid once by a pool of forked workers): a
+    /// process start, and the part of the setup it does for every task.
     pub fn boot_secs(&self) -> f64 {
         self.runs
             .iter()
             .map(|r| r.target.timing.boot_secs())
             .fold(0.0, f64::max)
+            + self.shared_setup()
+    }
+
+    /// Seconds of the recorded setup that the worker server does once for all tasks
+    /// (see [`shared_setup`]).
+    pub fn shared_setup(&self) -> f64 {
+        shared_setup(self.runs.iter().map(|r| &r.target.timing))
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = (usize, &Task)> {
@@ -415,7 +425,8 @@ fn loop_request(iterations: i64, want: &[i64], levels: &BTreeSet<usize>) -> Loop
 /// work gets several contiguous segments of its outer iterations, each from its own
 /// checkpoint, as long as a segment outweighs the set-up it repeats.
 fn split_tasks(c: &mut Campaign) {
-    let whole: Vec<f64> = c.runs.iter().map(|r| task_secs(r, None)).collect();
+    let shared = c.shared_setup();
+    let whole: Vec<f64> = c.runs.iter().map(|r| task_secs(r, None, shared)).collect();
     let total: f64 = whole.iter().sum();
     let workers = c.workers as f64;
     for (r, &secs) in c.runs.iter_mut().zip(&whole) {
@@ -428,7 +439,9 @@ fn split_tasks(c: &mut Campaign) {
             }];
             continue;
         };
-        let fixed = r.target.timing.setup + r.target.timing.teardown;
+        let fixed = (r.target.timing.setup - shared).max(0.0)
+            + r.target.timing.teardown
+            + super::estimate::FORKED_TASK_SECS;
         let mut k = if total > 0.0 {
             ((workers * secs / total).ceil() as usize).clamp(1, want.len())
         } else {
@@ -452,7 +465,7 @@ fn split_tasks(c: &mut Campaign) {
                         .collect()
                 };
                 Task {
-                    secs: task_secs(r, Some(&chunk)),
+                    secs: task_secs(r, Some(&chunk), shared),
                     iterations: Some(chunk),
                     apply,
                 }
@@ -461,8 +474,9 @@ fn split_tasks(c: &mut Campaign) {
     }
 }
 
-/// Estimated seconds of replaying `iters` (default: all wanted) of a run in one process.
-fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
+/// Estimated seconds of replaying `iters` (default: all wanted) of a run in one process
+/// forked from the worker server, which did `shared` seconds of the setup.
+fn task_secs(r: &RunReplay, iters: Option<&[i64]>, shared: f64) -> f64 {
     let t = &r.target.timing;
     let manifests = usable_manifests(&r.target).unwrap_or_default();
     let Some(outer) = &r.outer else {
@@ -473,7 +487,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
         } else {
             0.0
         };
-        return t.task_secs(&[], 0) + through;
+        return t.forked_task_secs(&[], 0, shared) + through;
     };
     let iters = iters.unwrap_or(&outer.want);
     let p = plan(
@@ -482,7 +496,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     );
     let steps: Vec<(i64, Action)> = p.steps.iter().map(|s| (s.iteration, s.action)).collect();
     let sizes: HashMap<Key, u64> = manifests.iter().map(|m| (m.key(), m.raw_bytes)).collect();
-    t.task_secs(&steps, restored_bytes(&p, &steps, &sizes))
+    t.forked_task_secs(&steps, restored_bytes(&p, &steps, &sizes), shared)
 }
 
 /// Names that are logged only after the loops in this run's version.

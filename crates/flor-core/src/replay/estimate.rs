@@ -17,6 +17,11 @@ use super::{Action, Plan};
 pub const RESTORE_SECS_PER_BYTE: f64 = 1.0e-9;
 /// Start-up assumed for a run that recorded no `time::boot` (older files).
 pub const DEFAULT_BOOT_SECS: f64 = 1.0;
+/// What a task forked from the replay worker server costs beyond the script's own work:
+/// the fork, `import flordb`, reading the run's records and checkpoint list, and the
+/// exit (about 0.15 s for an empty script forked from a server that imported torch, plus
+/// flordb's own start; measured with bench/hindsight.py).
+pub const FORKED_TASK_SECS: f64 = 0.25;
 
 /// The forward run's timings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -88,6 +93,17 @@ impl Timing {
         self.setup + work + self.teardown + restored as f64 * RESTORE_SECS_PER_BYTE
     }
 
+    /// [`Timing::task_secs`] for a task forked from the worker server, which has already
+    /// done `shared_setup` seconds of the setup (see [`shared_setup`]).
+    pub fn forked_task_secs(
+        &self,
+        steps: &[(i64, Action)],
+        restored: u64,
+        shared_setup: f64,
+    ) -> f64 {
+        self.task_secs(steps, restored) - shared_setup.min(self.setup) + FORKED_TASK_SECS
+    }
+
     /// Seconds from interpreter start to `import flordb`.
     pub fn boot_secs(&self) -> f64 {
         self.boot.unwrap_or(DEFAULT_BOOT_SECS)
@@ -97,6 +113,21 @@ impl Timing {
     pub fn retrain_secs(&self) -> f64 {
         self.boot_secs() + self.script
     }
+}
+
+/// The part of the recorded setup (`import flordb` to the loop) that the worker server
+/// does once instead of each task: the smallest setup among the runs. A forked task
+/// starts with the script's modules imported, and with what they import lazily on first
+/// use (torch's optimizers import torch._dynamo, seconds of a torch script's setup);
+/// what every run's setup shares is taken to be that, and what a run spends beyond it
+/// to be its own work (data it loads), which each of its tasks repeats.
+pub fn shared_setup<'a>(timings: impl IntoIterator<Item = &'a Timing>) -> f64 {
+    timings
+        .into_iter()
+        .map(|t| t.setup)
+        .min_by(f64::total_cmp)
+        .unwrap_or(0.0)
+        .max(0.0)
 }
 
 /// The checkpoint bytes that executing `steps` of `plan` reads.
@@ -178,6 +209,39 @@ mod tests {
         assert!((own - (2.0 + 0.5 + 0.5 + 0.5)).abs() < 1e-9, "{own}");
         let full = t.task_secs(&[(1, Action::Full)], 2_000_000_000);
         assert!((full - (2.0 + 3.5 + 0.5 + 2.0)).abs() < 1e-9, "{full}");
+    }
+
+    #[test]
+    fn forked_tasks_leave_the_shared_setup_to_the_server() {
+        let run = |setup: f64| {
+            Timing::from_records(&[
+                line("time::boot", 3.0, None),
+                line("time::setup", setup, None),
+                line("time::iter", 2.0, None),
+                line("time::teardown", 0.5, None),
+            ])
+        };
+        let (a, b) = (run(4.0), run(5.0));
+        let shared = shared_setup([&a, &b]);
+        assert_eq!(shared, 4.0);
+        let steps = [(0, Action::Full), (1, Action::Full)];
+        // a: 4.0 of setup done by the server; b: its extra 1.0 is its own work.
+        let fa = a.forked_task_secs(&steps, 0, shared);
+        let fb = b.forked_task_secs(&steps, 0, shared);
+        assert!((fa - (4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9, "{fa}");
+        assert!(
+            (fb - (1.0 + 4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9,
+            "{fb}"
+        );
+        // One run alone: a fresh process (boot + setup) and then its work, as before.
+        assert!(
+            (a.forked_task_secs(&steps, 0, shared_setup([&a])) + 4.0
+                - a.task_secs(&steps, 0)
+                - FORKED_TASK_SECS)
+                .abs()
+                < 1e-9
+        );
+        assert_eq!(shared_setup(std::iter::empty::<&Timing>()), 0.0);
     }
 
     #[test]
