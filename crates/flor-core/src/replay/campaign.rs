@@ -14,7 +14,6 @@ use crate::record::Value;
 use crate::store::{RunInfo, Store};
 use crate::{Error, Result};
 
-use super::estimate::shared_setup;
 use super::{find, makespan, plan, restored_bytes, Action, Plan, Request as LoopRequest, Target};
 
 /// What the user asked for.
@@ -91,26 +90,19 @@ pub struct Outer {
 pub struct Task {
     pub iterations: Option<Vec<i64>>,
     pub apply: Vec<String>,
-    /// Estimated seconds, forked from the worker server: process start and the setup
-    /// the server does ([`Campaign::shared_setup`]) excluded.
+    /// Estimated seconds, forked from the worker server: process start and setup
+    /// (which the server does once, [`Campaign::boot_secs`]) excluded.
     pub secs: f64,
 }
 
 impl Campaign {
     /// Seconds to start the worker server (paid once by a pool of forked workers): a
-    /// process start, and the part of the setup it does for every task.
+    /// process start and the setup, the slowest run's.
     pub fn boot_secs(&self) -> f64 {
         self.runs
             .iter()
-            .map(|r| r.target.timing.boot_secs())
+            .map(|r| r.target.timing.start_secs())
             .fold(0.0, f64::max)
-            + self.shared_setup()
-    }
-
-    /// Seconds of the recorded setup that the worker server does once for all tasks
-    /// (see [`shared_setup`]).
-    pub fn shared_setup(&self) -> f64 {
-        shared_setup(self.runs.iter().map(|r| &r.target.timing))
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = (usize, &Task)> {
@@ -425,8 +417,7 @@ fn loop_request(iterations: i64, want: &[i64], levels: &BTreeSet<usize>) -> Loop
 /// work gets several contiguous segments of its outer iterations, each from its own
 /// checkpoint, as long as a segment outweighs the set-up it repeats.
 fn split_tasks(c: &mut Campaign) {
-    let shared = c.shared_setup();
-    let whole: Vec<f64> = c.runs.iter().map(|r| task_secs(r, None, shared)).collect();
+    let whole: Vec<f64> = c.runs.iter().map(|r| task_secs(r, None)).collect();
     let total: f64 = whole.iter().sum();
     let workers = c.workers as f64;
     for (r, &secs) in c.runs.iter_mut().zip(&whole) {
@@ -439,9 +430,7 @@ fn split_tasks(c: &mut Campaign) {
             }];
             continue;
         };
-        let fixed = (r.target.timing.setup - shared).max(0.0)
-            + r.target.timing.teardown
-            + super::estimate::FORKED_TASK_SECS;
+        let fixed = r.target.timing.teardown + super::estimate::FORKED_TASK_SECS;
         let mut k = if total > 0.0 {
             ((workers * secs / total).ceil() as usize).clamp(1, want.len())
         } else {
@@ -465,7 +454,7 @@ fn split_tasks(c: &mut Campaign) {
                         .collect()
                 };
                 Task {
-                    secs: task_secs(r, Some(&chunk), shared),
+                    secs: task_secs(r, Some(&chunk)),
                     iterations: Some(chunk),
                     apply,
                 }
@@ -475,8 +464,8 @@ fn split_tasks(c: &mut Campaign) {
 }
 
 /// Estimated seconds of replaying `iters` (default: all wanted) of a run in one process
-/// forked from the worker server, which did `shared` seconds of the setup.
-fn task_secs(r: &RunReplay, iters: Option<&[i64]>, shared: f64) -> f64 {
+/// forked from the worker server.
+fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     let t = &r.target.timing;
     let manifests = usable_manifests(&r.target).unwrap_or_default();
     let Some(outer) = &r.outer else {
@@ -487,7 +476,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>, shared: f64) -> f64 {
         } else {
             0.0
         };
-        return t.forked_task_secs(&[], 0, shared) + through;
+        return t.forked_task_secs(&[], 0) + through;
     };
     let iters = iters.unwrap_or(&outer.want);
     let p = plan(
@@ -496,7 +485,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>, shared: f64) -> f64 {
     );
     let steps: Vec<(i64, Action)> = p.steps.iter().map(|s| (s.iteration, s.action)).collect();
     let sizes: HashMap<Key, u64> = manifests.iter().map(|m| (m.key(), m.raw_bytes)).collect();
-    t.forked_task_secs(&steps, restored_bytes(&p, &steps, &sizes), shared)
+    t.forked_task_secs(&steps, restored_bytes(&p, &steps, &sizes))
 }
 
 /// Names that are logged only after the loops in this run's version.

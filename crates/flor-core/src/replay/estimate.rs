@@ -20,7 +20,7 @@ pub const DEFAULT_BOOT_SECS: f64 = 1.0;
 /// What a task forked from the replay worker server costs beyond the script's own work:
 /// the fork, `import flordb`, reading the run's records and checkpoint list, and the
 /// exit (about 0.15 s for an empty script forked from a server that imported torch, plus
-/// flordb's own start; measured with bench/hindsight.py).
+/// flordb's own start; measured for bench/hindsight.py).
 pub const FORKED_TASK_SECS: f64 = 0.25;
 
 /// The forward run's timings.
@@ -73,9 +73,16 @@ impl Timing {
         t
     }
 
-    /// Seconds of outer iteration `i` outside its nested loops.
+    /// Seconds of outer iteration `i` outside its nested loops: the mean iteration less
+    /// the mean of its nested loops. Only the mean iteration is recorded, so subtracting
+    /// iteration `i`'s own nested time would count every iteration whose nested loops ran
+    /// faster than the mean (load, a shorter last batch) as seconds of its own code.
     fn own_code(&self, i: i64) -> f64 {
-        (self.iteration - self.nested.get(&i).copied().unwrap_or(0.0)).max(0.0)
+        if !self.nested.contains_key(&i) {
+            return self.iteration;
+        }
+        let mean = self.nested.values().sum::<f64>() / self.nested.len() as f64;
+        (self.iteration - mean).max(0.0)
     }
 
     /// The cost of one task of a replay: everything but the process start, which
@@ -93,15 +100,18 @@ impl Timing {
         self.setup + work + self.teardown + restored as f64 * RESTORE_SECS_PER_BYTE
     }
 
-    /// [`Timing::task_secs`] for a task forked from the worker server, which has already
-    /// done `shared_setup` seconds of the setup (see [`shared_setup`]).
-    pub fn forked_task_secs(
-        &self,
-        steps: &[(i64, Action)],
-        restored: u64,
-        shared_setup: f64,
-    ) -> f64 {
-        self.task_secs(steps, restored) - shared_setup.min(self.setup) + FORKED_TASK_SECS
+    /// [`Timing::task_secs`] for a task forked from the worker server: the server has
+    /// imported what the script imports, and what those modules import lazily on first
+    /// use (torch's optimizers import torch._dynamo: seconds of a torch script's setup),
+    /// so the task's setup is taken to cost nothing; [`Timing::start_secs`] is paid once.
+    pub fn forked_task_secs(&self, steps: &[(i64, Action)], restored: u64) -> f64 {
+        self.task_secs(steps, restored) - self.setup + FORKED_TASK_SECS
+    }
+
+    /// A fresh process from its start to the first outer loop: what the worker server
+    /// costs to start.
+    pub fn start_secs(&self) -> f64 {
+        self.boot_secs() + self.setup
     }
 
     /// Seconds from interpreter start to `import flordb`.
@@ -113,21 +123,6 @@ impl Timing {
     pub fn retrain_secs(&self) -> f64 {
         self.boot_secs() + self.script
     }
-}
-
-/// The part of the recorded setup (`import flordb` to the loop) that the worker server
-/// does once instead of each task: the smallest setup among the runs. A forked task
-/// starts with the script's modules imported, and with what they import lazily on first
-/// use (torch's optimizers import torch._dynamo, seconds of a torch script's setup);
-/// what every run's setup shares is taken to be that, and what a run spends beyond it
-/// to be its own work (data it loads), which each of its tasks repeats.
-pub fn shared_setup<'a>(timings: impl IntoIterator<Item = &'a Timing>) -> f64 {
-    timings
-        .into_iter()
-        .map(|t| t.setup)
-        .min_by(f64::total_cmp)
-        .unwrap_or(0.0)
-        .max(0.0)
 }
 
 /// The checkpoint bytes that executing `steps` of `plan` reads.
@@ -212,36 +207,39 @@ mod tests {
     }
 
     #[test]
-    fn forked_tasks_leave_the_shared_setup_to_the_server() {
-        let run = |setup: f64| {
-            Timing::from_records(&[
-                line("time::boot", 3.0, None),
-                line("time::setup", setup, None),
-                line("time::iter", 2.0, None),
-                line("time::teardown", 0.5, None),
-            ])
-        };
-        let (a, b) = (run(4.0), run(5.0));
-        let shared = shared_setup([&a, &b]);
-        assert_eq!(shared, 4.0);
+    fn own_code_is_the_mean_iteration_less_the_mean_nested_loop() {
+        // Nested loops of 1 s and 5 s (a busy machine) in iterations of 3.5 s on average:
+        // each iteration's own code is 0.5 s, not 2.5 s for the faster one.
+        let t = Timing::from_records(&[
+            line("time::loop", 1.0, Some(0)),
+            line("time::loop", 5.0, Some(1)),
+            line("time::iter", 3.5, None),
+        ]);
+        let own = t.task_secs(&[(0, Action::Own), (1, Action::Own)], 0);
+        assert!((own - 1.0).abs() < 1e-9, "{own}");
+    }
+
+    #[test]
+    fn forked_tasks_leave_start_and_setup_to_the_server() {
+        let t = Timing::from_records(&[
+            line("time::boot", 3.0, None),
+            line("time::setup", 4.0, None),
+            line("time::iter", 2.0, None),
+            line("time::teardown", 0.5, None),
+        ]);
         let steps = [(0, Action::Full), (1, Action::Full)];
-        // a: 4.0 of setup done by the server; b: its extra 1.0 is its own work.
-        let fa = a.forked_task_secs(&steps, 0, shared);
-        let fb = b.forked_task_secs(&steps, 0, shared);
-        assert!((fa - (4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9, "{fa}");
+        let forked = t.forked_task_secs(&steps, 0);
         assert!(
-            (fb - (1.0 + 4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9,
-            "{fb}"
+            (forked - (4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9,
+            "{forked}"
         );
-        // One run alone: a fresh process (boot + setup) and then its work, as before.
+        assert_eq!(t.start_secs(), 7.0);
+        // One run in one task: the server's start and the task make the whole run.
+        let whole = t.start_secs() + forked - FORKED_TASK_SECS;
         assert!(
-            (a.forked_task_secs(&steps, 0, shared_setup([&a])) + 4.0
-                - a.task_secs(&steps, 0)
-                - FORKED_TASK_SECS)
-                .abs()
-                < 1e-9
+            (whole - (3.0 + t.task_secs(&steps, 0))).abs() < 1e-9,
+            "{whole}"
         );
-        assert_eq!(shared_setup(std::iter::empty::<&Timing>()), 0.0);
     }
 
     #[test]
