@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help install torch demo test test-rust test-python bench fmt lint clean
+.PHONY: help install torch demo test test-rust test-python bench bench-hindsight fmt lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,9 @@ test-python: ## Python tests: real scripts in throwaway git repositories
 
 bench: install ## Benchmarks against flordb 4.0.1 (prints tables)
 	$(PY) bench/run.py
+
+bench-hindsight: install ## flor replay on 8 torch runs over 3 versions vs re-training and flordb 4.0.1 (~25 min)
+	$(PY) bench/hindsight.py
 
 fmt: ## Format Rust code
 	cargo fmt --all

@@ -9,6 +9,7 @@ runs offline in seconds with numpy alone.  Run it from inside a git repository:
 
 Every `flor.arg` is a recorded input of the run, every `flor.log` a recorded
 value with its loop context; `flor.dataframe(...)` shows them for all runs.
+train_torch.py beside it is the same script in PyTorch.
 """
 
 import numpy as np

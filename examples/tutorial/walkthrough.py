@@ -8,6 +8,9 @@ printed at the start and left in place so you can look around afterwards
 (`cd` there and try `flor dataframe loss`).
 
 Each step is one function in STEPS, printing a heading that says what it does.
+The walkthrough uses the numpy script (train_v1.py, then train.py); train_torch.py is
+the same script in PyTorch, with `flor.checkpointing(model=net, optimizer=opt)`, and
+replays the same way (tests/test_tutorial_torch.py does it across two versions).
 """
 
 from __future__ import annotations

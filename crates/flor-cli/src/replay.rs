@@ -70,6 +70,7 @@ pub struct ReplayArgs {
 }
 
 pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
+    let begun = Instant::now();
     let store = Store::discover(start).context("cannot open the FlorDB store")?;
     let root = store.layout().root().to_path_buf();
     let repo = Repo::discover(&root)
@@ -90,6 +91,7 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         workers: usize::from(args.workers),
     };
     let c = campaign::prepare(&store, &repo, &req)?;
+    let plan_secs = begun.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     print_plan(&c, &mut out)?;
     out.flush()?;
@@ -108,9 +110,18 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
     let started = Instant::now();
     let done = execute(&store, &repo, &c, args)?;
     let elapsed = started.elapsed().as_secs_f64();
+    let merging = Instant::now();
     let report = merge(&c, &done.jobs, &done.results)?;
+    let merge_secs = merging.elapsed().as_secs_f64();
     let interrupted = done.results.iter().any(JobResult::interrupted);
+    let phases = timings(&c, &done, plan_secs, merge_secs);
+    let cleanup = Instant::now();
     drop(done); // removes the worktrees
+    if let Some(mut phases) = phases {
+        phases["cleanup"] = cleanup.elapsed().as_secs_f64().into();
+        phases["total"] = begun.elapsed().as_secs_f64().into();
+        eprintln!("flor replay: timings {phases}");
+    }
     for line in &report.failures {
         eprintln!("{line}");
     }
@@ -356,6 +367,28 @@ struct Executed {
     results: Vec<JobResult>,
     jobs: Vec<TaskJob>,
     _worktrees: Vec<Worktree>,
+    /// Seconds spent making worktrees, waiting for the worker server once they were
+    /// made, and running the tasks.
+    phases: [f64; 3],
+}
+
+/// With `FLOR_REPLAY_TIMINGS` set: where a replay's time went, and each task's estimate
+/// against its actual seconds (for the benchmarks and for calibrating the estimates).
+fn timings(c: &Campaign, done: &Executed, plan: f64, merge: f64) -> Option<serde_json::Value> {
+    std::env::var_os("FLOR_REPLAY_TIMINGS").filter(|v| !v.is_empty())?;
+    let [worktrees, server, tasks] = done.phases;
+    let per_task: Vec<serde_json::Value> = done
+        .jobs
+        .iter()
+        .zip(&done.results)
+        .map(|(j, r)| serde_json::json!([j.run, j.task, j.job.estimate, r.secs]))
+        .collect();
+    Some(serde_json::json!({
+        "plan": plan, "worktrees": worktrees, "server_wait": server, "tasks": tasks,
+        "merge": merge, "estimate": c.estimate_secs(), "boot_estimate": c.boot_secs(),
+        "retrain_estimate": c.retrain_secs(), "workers": c.workers,
+        "task_estimate_vs_actual": per_task,
+    }))
 }
 
 /// The worktrees (one per version), the jobs (one per task) and running them.
@@ -368,6 +401,7 @@ fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Resul
         let (python, today) = (python.clone(), root.join(&c.script));
         std::thread::spawn(move || Zygote::start(&python, &[today]))
     });
+    let making = Instant::now();
     repo.remove_stale_worktrees();
     let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
     for r in &c.runs {
@@ -457,6 +491,8 @@ fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Resul
         }
     }
     let only_jobs: Vec<Job> = jobs.iter().map(|t| t.job.clone()).collect();
+    let worktrees_secs = making.elapsed().as_secs_f64();
+    let waiting = Instant::now();
     let started = zygote.map(|handle| {
         handle.join().unwrap_or_else(|_| {
             Err(flor_core::Error::Replay(
@@ -472,12 +508,15 @@ fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Resul
             Box::new(Direct { python })
         }
     };
+    let server_secs = waiting.elapsed().as_secs_f64();
+    let running = Instant::now();
     let results = run_with_progress(c, &only_jobs, launcher.as_ref());
     drop(launcher);
     Ok(Executed {
         results,
         jobs,
         _worktrees: trees.into_values().collect(),
+        phases: [worktrees_secs, server_secs, running.elapsed().as_secs_f64()],
     })
 }
 

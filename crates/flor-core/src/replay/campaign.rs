@@ -92,16 +92,18 @@ pub struct Outer {
 pub struct Task {
     pub iterations: Option<Vec<i64>>,
     pub apply: Vec<String>,
-    /// Estimated seconds, process start excluded.
+    /// Estimated seconds, forked from the worker server: process start and setup
+    /// (which the server does once, [`Campaign::boot_secs`]) excluded.
     pub secs: f64,
 }
 
 impl Campaign {
-    /// Seconds to start a worker process (paid once by a pool of forked workers).
+    /// Seconds to start the worker server (paid once by a pool of forked workers): a
+    /// process start and the setup, the slowest run's.
     pub fn boot_secs(&self) -> f64 {
         self.runs
             .iter()
-            .map(|r| r.target.timing.boot_secs())
+            .map(|r| r.target.timing.start_secs())
             .fold(0.0, f64::max)
     }
 
@@ -477,7 +479,7 @@ fn split_tasks(c: &mut Campaign) {
             }];
             continue;
         };
-        let fixed = r.target.timing.setup + r.target.timing.teardown;
+        let fixed = r.target.timing.teardown + super::estimate::FORKED_TASK_SECS;
         let mut k = if total > 0.0 {
             ((workers * secs / total).ceil() as usize).clamp(1, want.len())
         } else {
@@ -510,7 +512,8 @@ fn split_tasks(c: &mut Campaign) {
     }
 }
 
-/// Estimated seconds of replaying `iters` (default: all wanted) of a run in one process.
+/// Estimated seconds of replaying `iters` (default: all wanted) of a run in one process
+/// forked from the worker server.
 fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     let t = &r.target.timing;
     let manifests = usable_manifests(&r.target).unwrap_or_default();
@@ -525,7 +528,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
         } else {
             0.0
         };
-        return t.task_secs(&[], 0) + through;
+        return t.forked_task_secs(&[], 0) + through;
     };
     let iters = iters.unwrap_or(&outer.want);
     let p = plan(
@@ -534,7 +537,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     );
     let steps: Vec<(i64, Action)> = p.steps.iter().map(|s| (s.iteration, s.action)).collect();
     let sizes: HashMap<Key, u64> = manifests.iter().map(|m| (m.key(), m.raw_bytes)).collect();
-    t.task_secs(&steps, restored_bytes(&p, &steps, &sizes))
+    t.forked_task_secs(&steps, restored_bytes(&p, &steps, &sizes))
 }
 
 /// Names that are logged only after the loops in this run's version.

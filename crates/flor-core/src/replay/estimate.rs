@@ -17,6 +17,11 @@ use super::{Action, Plan};
 pub const RESTORE_SECS_PER_BYTE: f64 = 1.0e-9;
 /// Start-up assumed for a run that recorded no `time::boot` (older files).
 pub const DEFAULT_BOOT_SECS: f64 = 1.0;
+/// What a task forked from the replay worker server costs beyond the script's own work:
+/// the fork, `import flordb`, reading the run's records and checkpoint list, and the
+/// exit (about 0.15 s for an empty script forked from a server that imported torch, plus
+/// flordb's own start; measured for bench/hindsight.py).
+pub const FORKED_TASK_SECS: f64 = 0.25;
 
 /// The forward run's timings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -68,9 +73,16 @@ impl Timing {
         t
     }
 
-    /// Seconds of outer iteration `i` outside its nested loops.
+    /// Seconds of outer iteration `i` outside its nested loops: the mean iteration less
+    /// the mean of its nested loops. Only the mean iteration is recorded, so subtracting
+    /// iteration `i`'s own nested time would count every iteration whose nested loops ran
+    /// faster than the mean (load, a shorter last batch) as seconds of its own code.
     fn own_code(&self, i: i64) -> f64 {
-        (self.iteration - self.nested.get(&i).copied().unwrap_or(0.0)).max(0.0)
+        if !self.nested.contains_key(&i) {
+            return self.iteration;
+        }
+        let mean = self.nested.values().sum::<f64>() / self.nested.len() as f64;
+        (self.iteration - mean).max(0.0)
     }
 
     /// The cost of one task of a replay: everything but the process start, which
@@ -86,6 +98,20 @@ impl Timing {
             })
             .sum();
         self.setup + work + self.teardown + restored as f64 * RESTORE_SECS_PER_BYTE
+    }
+
+    /// [`Timing::task_secs`] for a task forked from the worker server: the server has
+    /// imported what the script imports, and what those modules import lazily on first
+    /// use (torch's optimizers import torch._dynamo: seconds of a torch script's setup),
+    /// so the task's setup is taken to cost nothing; [`Timing::start_secs`] is paid once.
+    pub fn forked_task_secs(&self, steps: &[(i64, Action)], restored: u64) -> f64 {
+        self.task_secs(steps, restored) - self.setup + FORKED_TASK_SECS
+    }
+
+    /// A fresh process from its start to the first outer loop: what the worker server
+    /// costs to start.
+    pub fn start_secs(&self) -> f64 {
+        self.boot_secs() + self.setup
     }
 
     /// Seconds from interpreter start to `import flordb`.
@@ -178,6 +204,42 @@ mod tests {
         assert!((own - (2.0 + 0.5 + 0.5 + 0.5)).abs() < 1e-9, "{own}");
         let full = t.task_secs(&[(1, Action::Full)], 2_000_000_000);
         assert!((full - (2.0 + 3.5 + 0.5 + 2.0)).abs() < 1e-9, "{full}");
+    }
+
+    #[test]
+    fn own_code_is_the_mean_iteration_less_the_mean_nested_loop() {
+        // Nested loops of 1 s and 5 s (a busy machine) in iterations of 3.5 s on average:
+        // each iteration's own code is 0.5 s, not 2.5 s for the faster one.
+        let t = Timing::from_records(&[
+            line("time::loop", 1.0, Some(0)),
+            line("time::loop", 5.0, Some(1)),
+            line("time::iter", 3.5, None),
+        ]);
+        let own = t.task_secs(&[(0, Action::Own), (1, Action::Own)], 0);
+        assert!((own - 1.0).abs() < 1e-9, "{own}");
+    }
+
+    #[test]
+    fn forked_tasks_leave_start_and_setup_to_the_server() {
+        let t = Timing::from_records(&[
+            line("time::boot", 3.0, None),
+            line("time::setup", 4.0, None),
+            line("time::iter", 2.0, None),
+            line("time::teardown", 0.5, None),
+        ]);
+        let steps = [(0, Action::Full), (1, Action::Full)];
+        let forked = t.forked_task_secs(&steps, 0);
+        assert!(
+            (forked - (4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9,
+            "{forked}"
+        );
+        assert_eq!(t.start_secs(), 7.0);
+        // One run in one task: the server's start and the task make the whole run.
+        let whole = t.start_secs() + forked - FORKED_TASK_SECS;
+        assert!(
+            (whole - (3.0 + t.task_secs(&steps, 0))).abs() < 1e-9,
+            "{whole}"
+        );
     }
 
     #[test]

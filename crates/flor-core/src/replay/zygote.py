@@ -55,6 +55,10 @@ def third_party_imports(path):
     return out
 
 
+# Module -> what it imports lazily on first use, which the server imports once.
+LAZY = {"torch": "torch._dynamo"}
+
+
 def preload(scripts):
     done = []
     for path in scripts:
@@ -66,7 +70,18 @@ def preload(scripts):
                 done.append(name)
             except BaseException:  # noqa: BLE001 - a module that fails here is imported by the task
                 pass
+    # Lazy imports that every task would pay after the fork: torch's optimizers import
+    # torch._dynamo when the first one is made (torch._disable_dynamo), seconds of
+    # work that a training script's setup does before its loop.
+    for top, lazy in LAZY.items():
+        if top in sys.modules and lazy not in sys.modules:
+            try:
+                importlib.import_module(lazy)
+                done.append(lazy)
+            except BaseException:  # noqa: BLE001 - then each task imports it, as before
+                pass
     return done
+
 
 
 def run_task(task):
