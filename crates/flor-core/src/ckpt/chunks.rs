@@ -37,7 +37,7 @@ impl ChunkStore {
         }
     }
 
-    fn path(&self, hash: &str) -> PathBuf {
+    pub(crate) fn path(&self, hash: &str) -> PathBuf {
         self.dir.join(&hash[..2]).join(&hash[2..])
     }
 

@@ -148,3 +148,54 @@ impl Verified {
         self.held = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verified_chunks_serve_the_expected_reads_then_go() {
+        let mut v = Verified::new(10);
+        assert!(v.offer("a", vec![1; 4]));
+        assert!(v.offer("b", vec![2; 4]));
+        assert!(!v.offer("c", vec![3; 4]), "over the budget");
+        v.expect("a", 2);
+        v.drop_unexpected();
+        assert_eq!(v.held(), 4, "b expects no read");
+        assert_eq!(v.take("a"), Some(vec![1; 4]));
+        assert_eq!(v.take("a"), Some(vec![1; 4]));
+        assert_eq!((v.take("a"), v.held()), (None, 0));
+    }
+
+    #[test]
+    fn planned_reads_take_verified_chunks_and_others_read_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(dir.path());
+        let (skeleton, _) = store.put(b"skeleton").unwrap();
+        let (leaf, _) = store.put(&[5u8; 1000]).unwrap();
+        let m = Manifest {
+            run_id: "r".into(),
+            loop_name: "epoch".into(),
+            occurrence: 0,
+            iteration: 0,
+            point: Point::End,
+            index: 0,
+            skeleton: skeleton.clone(),
+            leaves: vec![leaf.clone(), leaf.clone()],
+            objects: vec![],
+            raw_bytes: 2000,
+            created: 0.0,
+        };
+        m.write(&run_dir(dir.path(), "r").unwrap()).unwrap();
+        let mut v = Verified::new(1 << 20);
+        v.offer(&leaf.hash, store.get(&leaf).unwrap());
+        v.expect(&leaf.hash, 2);
+        // The store's copy is gone: the read is served from `v`, twice, then `v` is empty.
+        std::fs::remove_file(store.path(&leaf.hash)).unwrap();
+        let got = read_with(dir.path(), "r", Key::end(0, 0), &mut v).unwrap();
+        assert_eq!(got.leaves, vec![vec![5u8; 1000]; 2]);
+        assert_eq!(got.skeleton, b"skeleton");
+        assert_eq!(v.held(), 0);
+        assert!(read(dir.path(), "r", Key::end(0, 0)).is_err());
+    }
+}
