@@ -1,18 +1,23 @@
 """Replay benchmark (issue 3): checkpoints and partial, parallel replay of one run.
 
-    .venv/bin/python bench/replay.py                 # short: 6 epochs, a minute or two
-    .venv/bin/python bench/replay.py --epochs 10 --n 32768
+    .venv/bin/python bench/replay.py                       # 10 epochs x 512 steps, ~10-15 min
+    .venv/bin/python bench/replay.py --epochs 10 --n 8192  # 128 steps an epoch, a few minutes
 
-On `bench/replay_workload.py` (torch MLP, CPU, one thread per process) in a throwaway
-git repository it measures:
-  (a) record overhead: the script with FlorDB and checkpointing against the same
-      script without FlorDB (training-loop time, timed in the script);
+On `bench/replay_workload.py` (torch MLP 128-512-512-10 with dropout, Adam, StepLR,
+shuffled DataLoader; CPU, one thread per process) in a throwaway git repository:
+  (a) record overhead: the script with FlorDB and every epoch checkpointed against the
+      same script without FlorDB, in alternating rounds (training loop, timed in the
+      script: wall time and the training thread's CPU time); checkpoint bytes;
   (b) a new epoch-level statement for every epoch of the run, against re-training;
   (c) a new step-level statement for one epoch of N, against re-training;
-  (d) (c) for every epoch with --workers 1 and --workers 2;
-  (e) flordb 4.0.1's replay of (b) and (c), when its venv exists
-      (~/.cache/flordb-bench/venv-flordb401; bench/run.py creates it).
-Every time is a whole process, startup included, the way a user waits for it.
+  (d) a step-level statement for every epoch with --workers 1 and --workers 2;
+  (e) flordb 4.0.1 on the same script and questions (its venv:
+      ~/.cache/flordb-bench/venv-flordb401, created by bench/run.py).
+Every figure is a whole process, the way a user waits for it, and every process is
+broken down (from marks the script writes) into start-up (interpreter, `import torch`,
+the script's set-up, in which torch's first optimizer imports torch._dynamo), the loop,
+and exit (atexit handlers and the interpreter's teardown). A process of the same script
+with 0 epochs is the floor no replay can go under.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,16 +48,53 @@ STEP_STMT = '            flor.log("gnorm", net[0].weight.grad.norm().item())\n'
 TORCH_PTH = "flordb-torch.pth"
 
 
-def sh(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> tuple[float, subprocess.CompletedProcess]:
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
-    secs = time.perf_counter() - t0
-    if check and out.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return secs, out
+@dataclass
+class Proc:
+    """One measured process: wall and CPU time (its children included) and its phases."""
+
+    wall: float
+    cpu: float
+    phases: dict = field(default_factory=dict)
+    loop_thread_cpu: float = 0.0
+    stderr: str = ""
+
+    @property
+    def loop(self) -> float:
+        return self.phases.get("loop", float("nan"))
 
 
-def repo(python: str, env: dict) -> Path:
+def run(cmd: list[str], d: Path, env: dict, check: bool = True) -> Proc:
+    """Runs `cmd` in `d`; its script appends its marks to a fresh BENCH_OUT."""
+    fd, out = tempfile.mkstemp(prefix="bench-out-", suffix=".jsonl")
+    os.close(fd)
+    err = Path(out).with_suffix(".err")
+    with open(err, "w") as ferr:
+        launched = time.time()
+        p = subprocess.Popen(cmd, cwd=d, env={**os.environ, **env, "BENCH_OUT": out}, stdout=subprocess.DEVNULL, stderr=ferr)
+        _, status, usage = os.wait4(p.pid, 0)
+        reaped = time.time()
+    code = os.waitstatus_to_exitcode(status)
+    stderr = err.read_text()
+    lines = [json.loads(line) for line in Path(out).read_text().splitlines() if line.strip()]
+    os.unlink(out), os.unlink(err)
+    if check and code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{stderr[-3000:]}")
+    proc = Proc(wall=reaped - launched, cpu=usage.ru_utime + usage.ru_stime, stderr=stderr)
+    mine = next((x for x in lines if x["pid"] == p.pid), None)
+    if mine:
+        m = mine["marks"]
+        proc.phases = {
+            "interpreter": m["start"] - launched,
+            "imports": m["imports"] - m["start"],
+            "setup": m["loop"] - m["imports"],
+            "loop": m["end"] - m["loop"],
+            "exit": reaped - m["end"],
+        }
+        proc.loop_thread_cpu = mine["loop_thread_cpu"]
+    return proc
+
+
+def repo() -> Path:
     d = Path(tempfile.mkdtemp(prefix="flor-replay-bench-"))
     for c in (["init", "-q", "-b", "main"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
         subprocess.run(["git", *c], cwd=d, check=True)
@@ -69,100 +113,178 @@ def add_statements(d: Path) -> None:
     (d / "train.py").write_text(text)
 
 
-def timed_loop(python: str, script: str, d: Path, env: dict) -> tuple[float, float]:
-    out = d / "bench_out.json"
-    secs, _ = sh([python, script], d, {**env, "BENCH_OUT": str(out)})
-    return secs, json.loads(out.read_text())["loop"]
-
-
 def dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--n", type=int, default=8192, help="training samples (steps per epoch = n/64)")
-    ap.add_argument("--rounds", type=int, default=2, help="repeats of (a)")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--n", type=int, default=32768, help="training samples (steps per epoch = n/64)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of (a) and of (b), (c), (e), each paired with a re-training")
     ap.add_argument("--no-flordb401", action="store_true")
     a = ap.parse_args()
     python = sys.executable
-    env = {"BENCH_N": str(a.n), "PYTHONWARNINGS": "ignore"}
-    epochs = a.epochs
-    rows: list[tuple[str, str, str]] = []
+    N = a.epochs
+    env = {"BENCH_N": str(a.n), "BENCH_EPOCHS": str(N), "PYTHONWARNINGS": "ignore"}
+    d = repo()
 
-    d = repo(python, env)
-    kw = ["--kwargs", f"epochs={epochs}"]
-    # (a) record overhead, alternating plain and flor runs.
-    plain_loops, flor_loops, plain_procs, flor_procs = [], [], [], []
-    for _ in range(a.rounds):
-        p_secs, p_loop = timed_loop(python, "plain.py", d, env)
-        (d / "bench_out.json").unlink()
-        out = d / "bench_out.json"
-        f_secs, _ = sh([python, "train.py", *kw], d, {**env, "BENCH_OUT": str(out)})
-        f_loop = json.loads(out.read_text())["loop"]
-        plain_loops.append(p_loop), flor_loops.append(f_loop), plain_procs.append(p_secs), flor_procs.append(f_secs)
-    p_loop, f_loop = min(plain_loops), min(flor_loops)
-    rows.append(("(a) training loop, no FlorDB", f"{p_loop:.2f} s", f"{epochs} epochs x {a.n // 64} steps"))
-    rows.append(("(a) training loop, FlorDB + checkpoints", f"{f_loop:.2f} s", f"overhead {100 * (f_loop / p_loop - 1):+.1f}% (target: within 1/15, under 2%)"))
-    stats = json.loads(
-        sh([python, "-c", "import json, flordb as flor; df = flor.query(\"select value from logs where value_name = 'time::ckpt'\"); print(json.dumps(df.value.tolist()))"], d)[1].stdout
-    )
-    ck = sh([python, "-c", "import flordb as flor; r = flor.runs().run_id.iloc[-1]; c = flor.checkpoints(r); print(len(set(zip(c.iteration, c.point))), int(c.drop_duplicates(['iteration','point']).raw_bytes.sum()))"], d)[1].stdout.split()
-    stored = dir_bytes(d / ".flor" / "objects")
-    runs = len(flor_procs)
-    rows.append(("(a) checkpoint time on the training thread", f"{stats[-1]:.3f} s", f"{100 * stats[-1] / f_loop:.2f}% of the loop"))
-    rows.append(("(a) checkpoints, raw bytes, stored bytes", f"{ck[0]}", f"raw {int(ck[1]) / 1e6:.1f} MB per run; stored {stored / 1e6:.1f} MB for {runs} runs (dedup + zstd)"))
-    retrain = min(plain_procs)
-    rows.append(("re-training (process, no FlorDB)", f"{retrain:.2f} s", "the baseline of (b)-(d)"))
-
-    startup = min(sh([python, "-c", "import torch, flordb"], d, env)[0] for _ in range(2))
-    rows.append(("process startup (import torch, flordb)", f"{startup:.2f} s", "paid by every process below"))
+    # (a) record overhead: plain and FlorDB runs alternating, order swapped each round.
+    plain_a: list[Proc] = []
+    rec: list[Proc] = []
+    for r in range(a.rounds):
+        for which in ("plain", "flor") if r % 2 == 0 else ("flor", "plain"):
+            if which == "plain":
+                plain_a.append(run([python, "plain.py"], d, env))
+            else:
+                rec.append(run([python, "train.py"], d, env))
+    ck = ckpt_facts(python, d)
     add_statements(d)
-    t_b, _ = sh([python, "train.py", "--replay_flor", "--apply", "wnorm"], d, env)
-    rows.append(("(b) epoch-level statement, all epochs", f"{t_b:.2f} s", f"{retrain / t_b:.1f}x faster than re-training (target 50x); {t_b - startup:.2f} s after startup"))
-    mid = epochs // 2
-    t_c, _ = sh([python, "train.py", "--replay_flor", "--apply", "gnorm", "--iter", f"epoch={mid}"], d, env)
-    rows.append(("(c) step-level statement, 1 epoch of N", f"{t_c:.2f} s", f"{t_c / retrain:.3f} of re-training (target <= 1.5/N = {1.5 / epochs:.3f})"))
-    t_d1, _ = sh([python, "train.py", "--replay_flor", "--apply", "gnorm", "--workers", "1"], d, env)
-    t_d2, _ = sh([python, "train.py", "--replay_flor", "--apply", "gnorm", "--workers", "2"], d, env)
-    rows.append(("(d) step-level, all epochs, --workers 1", f"{t_d1:.2f} s", f"{t_d1 / retrain:.2f} of re-training"))
-    rows.append(("(d) step-level, all epochs, --workers 2", f"{t_d2:.2f} s", f"{t_d1 / t_d2:.2f}x faster than 1 worker (2 cores)"))
 
     venv = Path(os.environ.get("FLOR_BENCH_CACHE", "~/.cache/flordb-bench")).expanduser() / "venv-flordb401"
-    if not a.no_flordb401 and (venv / "bin" / "python").exists():
-        rows += flordb401(venv / "bin" / "python", env, epochs, a.n, retrain)
+    old: Old | str
+    if a.no_flordb401:
+        old = "skipped (--no-flordb401)"
+    elif not (venv / "bin" / "python").exists():
+        old = f"no venv at {venv}"
     else:
-        rows.append(("(e) flordb 4.0.1", "n/a", f"no venv at {venv}"))
+        old = Old.record(venv / "bin" / "python", env)
+
+    # (b), (c), (e): in rounds, each with its own re-training and floor, so that load
+    # from elsewhere on the machine hits them alike.
+    plain, floor, B, C, OB, OC = [], [], [], [], [], []
+    for _ in range(a.rounds):
+        plain.append(run([python, "plain.py"], d, env))
+        B.append(run([python, "train.py", "--replay_flor", "--apply", "wnorm"], d, env))
+        C.append(run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--iter", f"epoch={N // 2}"], d, env))
+        if isinstance(old, Old):
+            # flordb 4.0.1's flags (spec §3.1, §6.5): it recomputes from iteration 0.
+            OB.append(old.run("--apply", "wnorm", "--iter", f"epoch={','.join(map(str, range(N)))}"))
+            OC.append(old.run("--apply", "gnorm", "--iter", f"epoch={N // 2}", "--iter", "step=all"))
+        floor.append(run([python, "plain.py"], d, {**env, "BENCH_EPOCHS": "0"}))
+    # (d)
+    d1 = run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--workers", "1"], d, env)
+    d2 = run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--workers", "2"], d, env)
+    for p, what in [(p, "(b)") for p in B] + [(p, "(c)") for p in C] + [(d1, "(d)"), (d2, "(d)")]:
+        if "recomputing" in p.stderr or "corrupt" in p.stderr:
+            print(f"warning: {what} did not use checkpoints only: {p.stderr.strip()[:300]}", file=sys.stderr)
     shutil.rmtree(d, ignore_errors=True)
+    if isinstance(old, Old):
+        old.close()
 
-    print(f"\nReplay benchmark: torch {torch_version(python)}, {epochs} epochs, {a.n} samples, 1 thread per process, {os.cpu_count()} cores")
-    print(f"command: {' '.join([Path(sys.executable).name, 'bench/replay.py', *sys.argv[1:]])}\n")
-    w = max(len(r[0]) for r in rows)
-    print(f"| {'measure'.ljust(w)} | time | note |\n|{'-' * (w + 2)}|---:|---|")
-    for name, value, note in rows:
-        print(f"| {name.ljust(w)} | {value} | {note} |")
+    # -- the tables --------------------------------------------------------------------
+    overhead_wall = med([f.loop / p.loop - 1 for p, f in zip(plain_a, rec)])
+    overhead_cpu = med([f.loop_thread_cpu / p.loop_thread_cpu - 1 for p, f in zip(plain_a, rec)])
+    retrain, retrain_loop, fl = med([p.wall for p in plain]), med([p.loop for p in plain]), med([p.wall for p in floor])
+
+    def faster(xs: list[Proc], loop: bool = False) -> str:
+        if not xs:
+            return old if isinstance(old, str) else "n/a"
+        if loop:
+            return f"{med([p.loop / x.loop for p, x in zip(plain, xs)]):.1f}x faster ({med([x.loop for x in xs]):.2f} s)"
+        return f"{med([p.wall / x.wall for p, x in zip(plain, xs)]):.2f}x faster ({med([x.wall for x in xs]):.1f} s)"
+
+    def share(xs: list[Proc], loop: bool = False) -> str:
+        if not xs:
+            return old if isinstance(old, str) else "n/a"
+        if loop:
+            return f"{med([x.loop / p.loop for p, x in zip(plain, xs)]):.3f} of the training loop"
+        return f"{med([x.wall / p.wall for p, x in zip(plain, xs)]):.3f} of re-training ({med([x.wall for x in xs]):.1f} s)"
+
+    print(f"\nReplay benchmark: torch {torch_version(python)}, {N} epochs x {a.n // 64} steps (batch 64, {a.n} samples), "
+          f"1 torch thread per process, {os.cpu_count()} cores; medians of {a.rounds} rounds, ratios paired within a round")
+    print(f"command: {' '.join(['.venv/bin/python', 'bench/replay.py', *sys.argv[1:]])}\n")
+    o_rec = old.rec if isinstance(old, Old) else None
+    na = old if isinstance(old, str) else "n/a"
+    rows = [
+        ("re-training, no FlorDB: process / its loop", f"{retrain:.1f} s / {retrain_loop:.1f} s", "same", "baseline"),
+        ("floor: the script with 0 epochs (start-up + exit)", f"{fl:.1f} s", "same", "no replay can beat it"),
+        ("(a) record overhead, training loop wall time", f"{100 * overhead_wall:+.1f}%",
+         f"{100 * (o_rec.loop / med([p.loop for p in plain_a]) - 1):+.1f}% (1 run, no checkpoints)" if o_rec else na, "within eps (6.7%), < 2%"),
+        ("(a) record overhead, training thread CPU time", f"{100 * overhead_cpu:+.1f}%",
+         f"{100 * (o_rec.loop_thread_cpu / med([p.loop_thread_cpu for p in plain_a]) - 1):+.1f}%" if o_rec else na, ""),
+        ("(a) checkpointing on the training thread", f"{100 * ck['ckpt_secs'] / rec[-1].loop:.2f}% of the loop", "", "within eps"),
+        ("(a) checkpoints per run; stored bytes / raw tensor bytes",
+         f"{ck['count']}; {ck['stored'] / 1e6:.1f} / {ck['raw'] / 1e6:.1f} MB = {ck['stored'] / ck['raw']:.2f} ({a.rounds} runs)", "", "<= 1.00"),
+        ("(b) epoch-level statement, all epochs", faster(B), faster(OB), ">= 50x"),
+        ("(b) ... loops only", faster(B, loop=True), faster(OB, loop=True), ""),
+        ("(b) ... ceiling: re-training / floor", f"{retrain / fl:.1f}x", "", ""),
+        (f"(c) step-level statement, 1 epoch of {N}", share(C), share(OC), f"<= 1.5/N = {1.5 / N:.3f}"),
+        ("(c) ... loops only", share(C, loop=True), share(OC, loop=True), f"<= {1.5 / N:.3f}"),
+        ("(d) step-level, all epochs, --workers 1", f"{d1.wall / retrain:.2f} of re-training ({d1.wall:.1f} s, {d1.cpu:.1f} s CPU)", "", ""),
+        ("(d) step-level, all epochs, --workers 2", f"{d1.wall / d2.wall:.2f}x vs 1 worker ({d2.wall:.1f} s, {d2.cpu:.1f} s CPU)", "", "faster"),
+    ]
+    table(["measure", "ours", "flordb 4.0.1", "target"], rows)
+
+    print("\nWhere each process's time goes (wall seconds; last round):\n")
+    procs = [("re-training", plain[-1]), ("recording with FlorDB", rec[-1]), ("floor (0 epochs)", floor[-1]),
+             ("(b) replay, epoch-level", B[-1]), ("(c) replay, 1 epoch", C[-1]),
+             ("(d) --workers 1", d1), ("(d) --workers 2 (task 0; CPU of both)", d2)]
+    if isinstance(old, Old):
+        procs += [("(e) flordb 4.0.1 recording", old.rec), ("(e) flordb 4.0.1 (b)", OB[-1]), ("(e) flordb 4.0.1 (c)", OC[-1])]
+    prow = []
+    for name, p in procs:
+        ph = p.phases
+        prow.append((name, f"{p.wall:.2f}", f"{ph.get('interpreter', 0):.2f}", f"{ph.get('imports', 0):.2f}",
+                     f"{ph.get('setup', 0):.2f}", f"{ph.get('loop', 0):.2f}", f"{ph.get('exit', 0):.2f}", f"{p.cpu:.2f}"))
+    table(["process", "wall", "interpreter", "imports", "set-up", "loop", "exit", "CPU"], prow)
 
 
-def flordb401(python: Path, env: dict, epochs: int, n: int, retrain: float) -> list[tuple[str, str, str]]:
-    torch_dir = next((Path(l.strip()) for l in open(Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / TORCH_PTH)), None)
-    env4 = {**env, "PYTHONPATH": str(torch_dir)}
-    d = repo(str(python), env4)
-    out: list[tuple[str, str, str]] = []
-    try:
-        sh([str(python), "train.py", "--kwargs", f"epochs={epochs}"], d, env4)
+class Old:
+    """flordb 4.0.1 on the same script, in its own repository."""
+
+    def __init__(self, python: Path, env: dict, d: Path, rec: Proc):
+        self.python, self.env, self.d, self.rec = python, env, d, rec
+
+    @staticmethod
+    def record(python: Path, env: dict) -> "Old | str":
+        pth = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / TORCH_PTH
+        env4 = {**env, "PYTHONPATH": pth.read_text().strip()}
+        d = repo()
+        try:
+            rec = run([str(python), "train.py"], d, env4)
+        except SystemExit as err:
+            shutil.rmtree(d, ignore_errors=True)
+            return f"failed: {str(err).splitlines()[0][:80]}"
         add_statements(d)
         subprocess.run(["git", "commit", "-qam", "statements"], cwd=d)
-        # flordb 4.0.1's child flags (spec §3.1, §6.5): it recomputes from iteration 0.
-        t_b, _ = sh([str(python), "train.py", "--replay_flor", "--apply", "wnorm", "--iter", f"epoch={','.join(map(str, range(epochs)))}"], d, env4)
-        out.append(("(e) flordb 4.0.1: epoch-level, all epochs", f"{t_b:.2f} s", f"{t_b / retrain:.2f} of re-training"))
-        t_c, _ = sh([str(python), "train.py", "--replay_flor", "--apply", "gnorm", "--iter", f"epoch={epochs // 2}", "--iter", "step=all"], d, env4)
-        out.append(("(e) flordb 4.0.1: step-level, 1 epoch of N", f"{t_c:.2f} s", f"{t_c / retrain:.2f} of re-training"))
-    except SystemExit as err:
-        out.append(("(e) flordb 4.0.1", "failed", str(err).splitlines()[0][:80]))
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-    return out
+        return Old(python, env4, d, rec)
+
+    def run(self, *flags: str) -> Proc:
+        return run([str(self.python), "train.py", "--replay_flor", *flags], self.d, self.env)
+
+    def close(self) -> None:
+        shutil.rmtree(self.d, ignore_errors=True)
+
+
+def ckpt_facts(python: str, d: Path) -> dict:
+    """Checkpoints of the last recorded run, their raw tensor bytes, and the bytes the
+    store holds for all runs against the raw bytes of all their checkpoints."""
+    code = """
+import json, flordb as flor
+runs = flor.runs().run_id.tolist()
+per = [flor.checkpoints(r).drop_duplicates(['iteration', 'point']) for r in runs]
+df = flor.query("select value from logs where value_name = 'time::ckpt'")
+print(json.dumps({"count": len(per[-1]), "raw_all": int(sum(p.raw_bytes.sum() for p in per)),
+                  "ckpt_secs": float(df.value.iloc[-1]) if len(df) else float('nan')}))
+"""
+    out = subprocess.run([python, "-c", code], cwd=d, capture_output=True, text=True, check=True).stdout
+    facts = json.loads(out)
+    facts["stored"] = dir_bytes(d / ".flor" / "objects")
+    facts["raw"] = facts.pop("raw_all")
+    return facts
+
+
+def table(header: list[str], rows: list[tuple]) -> None:
+    w = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    print("| " + " | ".join(h.ljust(n) for h, n in zip(header, w)) + " |")
+    print("|" + "|".join("-" * (n + 2) for n in w) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(x).ljust(n) for x, n in zip(r, w)) + " |")
 
 
 def torch_version(python: str) -> str:

@@ -172,14 +172,15 @@ def snapshot(objs: dict[str, Any]) -> tuple[bytes, list, list[tuple[str, str]]]:
 def _unflatten(x: Any, leaves: list, device: Any = None) -> Any:
     t = type(x)
     if t is _Leaf:
+        # Each leaf is a fresh bytearray from the engine: wrapped, not copied.
         buf = leaves[x.index]
         if x.kind == "numpy":
             import numpy as np
 
-            return np.frombuffer(buf, dtype=np.uint8).copy().view(x.dtype).reshape(x.shape)
+            return np.frombuffer(buf, dtype=np.uint8).view(x.dtype).reshape(x.shape)
         import torch
 
-        raw = torch.frombuffer(bytearray(buf), dtype=torch.uint8) if len(buf) else torch.empty(0, dtype=torch.uint8)
+        raw = torch.frombuffer(buf, dtype=torch.uint8) if len(buf) else torch.empty(0, dtype=torch.uint8)
         dtype = getattr(torch, x.dtype)
         tensor = (raw.view(dtype) if dtype != torch.uint8 else raw).reshape(x.shape)
         return tensor.to(device) if device is not None else tensor

@@ -3,10 +3,11 @@
 //! listing them and reading them back verified (with the GIL released).
 
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
 
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
 
 use flor_core::ckpt::{self, Key, ObjectInfo, Point, Submission};
 use flor_core::store::Store;
@@ -14,6 +15,12 @@ use flor_core::Error;
 
 use crate::errors::to_py as err_to_py;
 use crate::recording::with_recorder;
+
+/// Chunks that replay's planning read and verified, kept for the restores that follow
+/// (each chunk is read and hashed once); at most this many bytes.
+const VERIFIED_BUDGET: u64 = 256 << 20;
+pub(crate) static VERIFIED: LazyLock<Mutex<ckpt::Verified>> =
+    LazyLock::new(|| Mutex::new(ckpt::Verified::new(VERIFIED_BUDGET)));
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ckpt_decide, m)?)?;
@@ -168,7 +175,9 @@ fn ckpt_list<'py>(
     Ok(out)
 }
 
-/// Reads one checkpoint back, every chunk verified: `(skeleton, [leaf bytes], objects)`.
+/// Reads one checkpoint back, every chunk verified (here, or by the replay plan that
+/// expects this read): `(skeleton, [leaf bytearrays])`. The leaves are fresh writable
+/// buffers that the caller may wrap without copying.
 #[pyfunction]
 fn ckpt_read<'py>(
     py: Python<'py>,
@@ -184,11 +193,14 @@ fn ckpt_read<'py>(
         Point::Nested => Key::nested(occurrence, iteration, index),
     };
     let loaded = py
-        .detach(|| ckpt::read(Path::new(&flor_dir), &run_id, key))
+        .detach(|| {
+            let mut verified = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+            ckpt::read_with(Path::new(&flor_dir), &run_id, key, &mut verified)
+        })
         .map_err(err_to_py)?;
     let leaves = PyList::empty(py);
     for leaf in &loaded.leaves {
-        leaves.append(PyBytes::new(py, leaf))?;
+        leaves.append(PyByteArray::new(py, leaf))?;
     }
     Ok((PyBytes::new(py, &loaded.skeleton), leaves))
 }

@@ -14,6 +14,7 @@ use flor_core::replay::{self, Request};
 use flor_core::store::Store;
 use flor_core::Error;
 
+use crate::checkpoints::VERIFIED;
 use crate::convert::to_py;
 use crate::errors::to_py as err_to_py;
 use crate::recording::with_recorder;
@@ -156,11 +157,14 @@ fn replay_plan<'py>(
     };
     let (plan, refused, available) = py
         .detach(|| {
-            let (plan, refused) = replay::plan_verified(&flor_dir, &run_id, &req)?;
-            let available = flor_core::ckpt::list(&flor_dir, &run_id)?
+            let manifests = flor_core::ckpt::list(&flor_dir, &run_id)?;
+            let available = manifests
                 .iter()
                 .filter(|m| m.occurrence == occurrence)
                 .count();
+            let mut keep = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+            let (plan, refused) =
+                replay::plan_verified_with(&flor_dir, manifests, &req, &mut keep)?;
             Ok::<_, Error>((plan, refused, available))
         })
         .map_err(err_to_py)?;

@@ -4,7 +4,7 @@
 //! 1 zstd) and the payload: buffers that do not compress (most float weights compress
 //! little) are kept raw, so the store never holds more than the raw bytes.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ impl ChunkStore {
         }
     }
 
-    fn path(&self, hash: &str) -> PathBuf {
+    pub(crate) fn path(&self, hash: &str) -> PathBuf {
         self.dir.join(&hash[..2]).join(&hash[2..])
     }
 
@@ -89,18 +89,30 @@ impl ChunkStore {
     /// Reads a chunk back and checks that its bytes hash to its name.
     pub fn get(&self, chunk: &ChunkRef) -> Result<Vec<u8>> {
         let path = self.path(&chunk.hash);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::Checkpoint(format!("chunk {} is missing ({e})", chunk.hash)))?;
-        let data = match bytes.split_first() {
-            Some((&RAW, rest)) => rest.to_vec(),
-            Some((&ZSTD, rest)) => zstd::bulk::decompress(rest, chunk.len as usize)
-                .map_err(|e| Error::Checkpoint(format!("chunk {} is corrupt: {e}", chunk.hash)))?,
-            _ => {
-                return Err(Error::Checkpoint(format!(
-                    "chunk {} is corrupt: unknown format",
-                    chunk.hash
-                )))
+        let missing =
+            |e: std::io::Error| Error::Checkpoint(format!("chunk {} is missing ({e})", chunk.hash));
+        let corrupt =
+            |why: String| Error::Checkpoint(format!("chunk {} is corrupt: {why}", chunk.hash));
+        let mut file = std::fs::File::open(&path).map_err(missing)?;
+        let mut tag = [0u8; 1];
+        file.read_exact(&mut tag)
+            .map_err(|e| corrupt(format!("no format byte ({e})")))?;
+        // A raw chunk is read straight into its buffer (no second copy).
+        let len = usize::try_from(chunk.len).map_err(|_| corrupt("too large".into()))?;
+        let data = match tag[0] {
+            RAW => {
+                let mut data = Vec::with_capacity(len);
+                file.take(chunk.len + 1)
+                    .read_to_end(&mut data)
+                    .map_err(missing)?;
+                data
             }
+            ZSTD => {
+                let mut payload = Vec::new();
+                file.read_to_end(&mut payload).map_err(missing)?;
+                zstd::bulk::decompress(&payload, len).map_err(|e| corrupt(e.to_string()))?
+            }
+            _ => return Err(corrupt("unknown format".into())),
         };
         if data.len() as u64 != chunk.len || blake3::hash(&data).to_hex().as_str() != chunk.hash {
             return Err(Error::Checkpoint(format!(

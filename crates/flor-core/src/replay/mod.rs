@@ -11,7 +11,7 @@ mod plan;
 pub mod pool;
 mod target;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 pub use estimate::{makespan, restored_bytes, Timing};
@@ -19,15 +19,28 @@ pub use merge::{merge_parts, PROVENANCE};
 pub use plan::{plan, Action, Plan, Request, Step};
 pub use target::{find, Target};
 
-use crate::ckpt::{self, ChunkStore, Key};
+use crate::ckpt::{self, ChunkStore, Key, Verified};
 use crate::Result;
 
 /// Plans `req` for run `run_id`, leaving out checkpoints that are incomplete or do not
 /// verify (planning again without them until every checkpoint the plan reads is good).
 /// Returns the plan and the checkpoints that were refused.
 pub fn plan_verified(flor_dir: &Path, run_id: &str, req: &Request) -> Result<(Plan, Vec<Key>)> {
+    let manifests = ckpt::list(flor_dir, run_id)?;
+    plan_verified_with(flor_dir, manifests, req, &mut Verified::default())
+}
+
+/// [`plan_verified`] from the run's manifests ([`ckpt::list`]). The chunks it reads to
+/// verify them are kept in `keep` (within its budget) for the reads the plan makes
+/// ([`ckpt::read_with`]), so each chunk is read and hashed once.
+pub fn plan_verified_with(
+    flor_dir: &Path,
+    manifests: Vec<ckpt::Manifest>,
+    req: &Request,
+    keep: &mut Verified,
+) -> Result<(Plan, Vec<Key>)> {
     let store = ChunkStore::new(flor_dir);
-    let mut manifests: Vec<ckpt::Manifest> = ckpt::list(flor_dir, run_id)?
+    let mut manifests: Vec<ckpt::Manifest> = manifests
         .into_iter()
         .filter(|m| m.occurrence == req.occurrence && m.complete(&store))
         .collect();
@@ -44,13 +57,31 @@ pub fn plan_verified(flor_dir: &Path, run_id: &str, req: &Request) -> Result<(Pl
                 };
                 let ok = m.chunks().all(|c| {
                     verified.contains(&c.hash)
-                        || store.get(c).is_ok() && verified.insert(c.hash.clone())
+                        || match store.get(c) {
+                            Ok(data) => {
+                                keep.offer(&c.hash, data);
+                                verified.insert(c.hash.clone())
+                            }
+                            Err(_) => false,
+                        }
                 });
                 !ok
             })
             .copied()
             .collect();
         if bad.is_empty() {
+            let mut uses: HashMap<&str, u32> = HashMap::new();
+            for k in &p.uses {
+                if let Some(m) = manifests.iter().find(|m| m.key() == *k) {
+                    for c in m.chunks() {
+                        *uses.entry(c.hash.as_str()).or_default() += 1;
+                    }
+                }
+            }
+            for (hash, n) in uses {
+                keep.expect(hash, n);
+            }
+            keep.drop_unexpected();
             return Ok((p, refused));
         }
         manifests.retain(|m| !bad.contains(&m.key()));
