@@ -60,7 +60,8 @@ pub struct ReplayArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// The Python interpreter for the replays (default: the one the runs used).
+    /// The Python interpreter for the replays (default: the one flordb is installed in,
+    /// else the one the newest run used, else python3).
     #[arg(long, value_name = "PATH")]
     pub python: Option<String>,
     /// Start a fresh interpreter per task instead of forking workers that imported the
