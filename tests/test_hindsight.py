@@ -13,11 +13,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
 
 from conftest import PYTHON, Project
 
