@@ -310,7 +310,7 @@ fn describe_work(r: &RunReplay) -> String {
             count(Action::Silent)
         ));
     }
-    parts.push(if o.checkpoints == 0 {
+    parts.push(if r.checkpoints.is_empty() {
         "no checkpoints: recomputed from the start".into()
     } else {
         let mut from: Vec<String> = o
@@ -333,7 +333,7 @@ fn describe_work(r: &RunReplay) -> String {
         }
         format!(
             "{restores} restore(s) from {} checkpoint(s) ({})",
-            o.checkpoints,
+            r.checkpoints.len(),
             from.join(", ")
         )
     });

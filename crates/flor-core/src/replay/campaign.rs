@@ -66,6 +66,8 @@ pub struct RunReplay {
     /// 0: after the loops only; 1: in the outer loop; 2: in a nested loop.
     pub level: usize,
     pub outer: Option<Outer>,
+    /// The run's complete checkpoints of its first outer loop, read once.
+    pub checkpoints: Vec<ckpt::Manifest>,
     pub tasks: Vec<Task>,
     /// The replay file the run's results go to.
     pub output: PathBuf,
@@ -80,8 +82,6 @@ pub struct Outer {
     pub want: Vec<i64>,
     /// What runs, from which checkpoint (all of `want` in one process).
     pub plan: Plan,
-    /// Usable checkpoints the run has.
-    pub checkpoints: usize,
     /// Loop levels of the statements in it (1: the outer loop's own code, 2: nested).
     pub levels: BTreeSet<usize>,
 }
@@ -386,6 +386,7 @@ fn prepare_run(
         })
         .collect();
     let level = sites.iter().map(|s| effective_level(s)).max().unwrap_or(0);
+    let checkpoints = usable_manifests(&target)?;
     let outer = match sites.iter().find(|s| s.level >= 1) {
         None => None,
         Some(site) => {
@@ -399,14 +400,12 @@ fn prepare_run(
                 .filter(|s| s.level >= 1 && s.loops[0] == name)
                 .map(|s| effective_level(s))
                 .collect();
-            let manifests = usable_manifests(&target)?;
-            let plan = plan(&loop_request(iterations, &want, &levels), &manifests);
+            let plan = plan(&loop_request(iterations, &want, &levels), &checkpoints);
             Some(Outer {
                 name,
                 iterations,
                 want,
                 plan,
-                checkpoints: manifests.len(),
                 levels,
             })
         }
@@ -420,6 +419,7 @@ fn prepare_run(
         apply,
         level,
         outer,
+        checkpoints,
         tasks: Vec::new(),
         output,
     })
@@ -516,7 +516,7 @@ fn split_tasks(c: &mut Campaign) {
 /// forked from the worker server.
 fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     let t = &r.target.timing;
-    let manifests = usable_manifests(&r.target).unwrap_or_default();
+    let manifests = &r.checkpoints;
     let Some(outer) = &r.outer else {
         if r.target.loop_counts.is_empty() {
             return t.script; // no flor.loop: the whole script runs again
@@ -533,7 +533,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     let iters = iters.unwrap_or(&outer.want);
     let p = plan(
         &loop_request(outer.iterations, iters, &outer.levels),
-        &manifests,
+        manifests,
     );
     let steps: Vec<(i64, Action)> = p.steps.iter().map(|s| (s.iteration, s.action)).collect();
     let sizes: HashMap<Key, u64> = manifests.iter().map(|m| (m.key(), m.raw_bytes)).collect();
