@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value as Json;
 
-use flor_core::record::Value;
+use flor_core::record::{Item, Value};
 
 /// Converts a logged Python object.
 pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Value {
@@ -196,14 +196,14 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize, leaves: Leaves) -> Option<Json>
 
 /// A loop item's text, as flordb keeps it: `str(item)` when the item is JSON-able,
 /// else nothing (batches of tensors are not worth a string per step).
-pub(crate) fn item_text(obj: &Bound<'_, PyAny>) -> Option<String> {
+pub(crate) fn item_text(obj: &Bound<'_, PyAny>) -> Option<Item> {
     if let Ok(i) = obj.cast_exact::<PyInt>() {
         if let Ok(i) = i.extract::<i64>() {
-            return Some(i.to_string());
+            return Some(Item::Int(i));
         }
     }
     if let Ok(s) = obj.cast_exact::<PyString>() {
-        return Some(s.to_string_lossy().into_owned());
+        return Some(Item::from(&*s.to_string_lossy()));
     }
     let jsonable = obj.is_none()
         || obj.is_instance_of::<PyBool>()
@@ -214,7 +214,7 @@ pub(crate) fn item_text(obj: &Bound<'_, PyAny>) -> Option<String> {
             || obj.is_instance_of::<PyTuple>()
             || obj.is_instance_of::<PyDict>())
             && to_json(obj, 0, Leaves::Plain).is_some());
-    (jsonable && !obj.is_none()).then(|| text(obj))
+    (jsonable && !obj.is_none()).then(|| Item::from(text(obj).as_str()))
 }
 
 /// A value back as a Python object.

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use flor_core::git::{self, Repo};
-use flor_core::record::{Kind, Recorder, RunConfig, RunStatus};
+use flor_core::record::{Item, Kind, Recorder, RunConfig, RunStatus};
 use flor_core::store::find_root;
 
 use crate::convert::{item_text, to_logged_value, to_value};
@@ -166,7 +166,7 @@ fn iteration_enter(
     value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<usize> {
     let text = match value {
-        Some(v) if !v.is_none() => Some(v.str()?.to_string_lossy().into_owned()),
+        Some(v) if !v.is_none() => Some(Item::from(&*v.str()?.to_string_lossy())),
         _ => None,
     };
     with_recorder(py, |r| r.iteration_enter(name, idx, text))

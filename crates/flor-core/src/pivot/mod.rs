@@ -249,7 +249,7 @@ fn run_table(store: &Store, runs: &[RunRow], run_order: &HashMap<i64, u32>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{Kind, Recorder, RunConfig, RunStatus};
+    use crate::record::{Item, Kind, Recorder, RunConfig, RunStatus};
 
     fn config(root: &std::path::Path) -> RunConfig {
         RunConfig {
@@ -270,7 +270,7 @@ mod tests {
         rec.log_arg("lr", Value::Float(lr)).unwrap();
         let e = rec.loop_enter("epoch").unwrap();
         for epoch in 0..2 {
-            rec.loop_next(e, epoch, Some(epoch.to_string())).unwrap();
+            rec.loop_next(e, epoch, Some(Item::Int(epoch))).unwrap();
             let s = rec.loop_enter("step").unwrap();
             for step in 0..3 {
                 rec.loop_next(s, step, None).unwrap();

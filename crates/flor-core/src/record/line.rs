@@ -95,8 +95,7 @@ pub fn parse_line(text: &str) -> Result<ParsedLine, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Ctx;
-    use std::sync::Arc;
+    use crate::record::{write_stack_json, Item, Position};
 
     #[test]
     fn reads_flordb_lines() {
@@ -114,27 +113,31 @@ mod tests {
     #[test]
     fn written_lines_read_back() {
         let header = LineHeader::new("p", "t", "train.py");
-        let ctx = Arc::new(Ctx {
-            segments: vec![Segment {
-                name: "epoch".into(),
-                iteration: Some(2),
-                value: Some("2".into()),
-            }],
-        });
+        let stack = [Position {
+            name: "epoch".into(),
+            iteration: Some(2),
+            item: Some(Item::Int(2)),
+        }];
+        let mut ctx = String::new();
+        write_stack_json(&stack, &mut ctx);
         let rec = Record {
-            ctx: Some(ctx.clone()),
             name: "lr".into(),
             value: Value::Float(0.01),
             kind: Kind::Log,
             arg: true,
         };
         let mut out = String::new();
-        write_line(&header, Some(&ctx.to_json()), &rec, &mut out);
+        write_line(&header, Some(&ctx), &rec, &mut out);
         assert!(out.ends_with("}\n"));
         let back = parse_line(out.trim_end()).unwrap();
         assert_eq!(back.value, Value::Float(0.01));
         assert!(back.arg);
-        assert_eq!(back.ctx.unwrap(), ctx.segments);
+        let segment = Segment {
+            name: "epoch".into(),
+            iteration: Some(2),
+            value: Some("2".into()),
+        };
+        assert_eq!(back.ctx.unwrap(), vec![segment]);
         assert_eq!(back.filename.as_deref(), Some("train.py"));
     }
 }

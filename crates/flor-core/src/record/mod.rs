@@ -8,7 +8,7 @@ mod recorder;
 mod value;
 mod writer;
 
-pub use ctx::{segments_json, Ctx, Segment};
+pub use ctx::{segments_json, write_stack_json, Item, Position, Segment};
 pub use identity::{local_time, local_tstamp, RunId};
 pub use line::{parse_line, write_line, LineHeader, ParsedLine};
 pub(crate) use recorder::hostname;
@@ -76,11 +76,10 @@ impl Source {
     }
 }
 
-/// One logged fact: a name, a value and the loop context it was logged in.
+/// One logged fact: a name and a value. Its loop context travels beside it (see
+/// `writer::Entry`).
 #[derive(Debug, Clone)]
 pub struct Record {
-    /// The loop stack when it was logged; `None` at run level.
-    pub ctx: Option<Arc<Ctx>>,
     pub name: Arc<str>,
     pub value: Value,
     pub kind: Kind,

@@ -3,8 +3,8 @@
 //! run starts lazily at the first call (flordb's "deferred init"), so scripts that only
 //! read never record a run.
 //!
-//! The hot path (`log`) does no I/O: it clones the current context (`Arc`) and sends
-//! the record to the writer thread.
+//! The hot path (`log`) does no I/O and allocates nothing: the record joins a batch for
+//! the writer thread, after the loop positions that changed since the last record.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::writer::{Msg, Writer};
-use super::{identity, meta, Ctx, Kind, LineHeader, Record, RunId, Segment, Value};
+use super::writer::{Entry, Msg, Writer};
+use super::{identity, meta, Item, Kind, LineHeader, Position, Record, RunId, Value};
 use crate::ckpt::{CkptWriter, Policy, Submission, WriterStats};
 use crate::git::{PendingRun, Repo, Snapshot};
 use crate::store::Layout;
@@ -68,8 +68,8 @@ pub struct CommitSummary {
 }
 
 struct ActiveRun {
-    /// Records not yet handed to the writer.
-    pending: Vec<Record>,
+    /// Entries not yet handed to the writer.
+    pending: Vec<Entry>,
     id: RunId,
     tstamp: String,
     path: PathBuf,
@@ -95,7 +95,7 @@ const RECENT_NAMES: usize = 8;
 struct Frame {
     name: Arc<str>,
     iteration: Option<i64>,
-    value: Option<String>,
+    item: Option<Item>,
     /// Whether this frame is a `flor.iteration` block (one body) or a `flor.loop`.
     single: bool,
     entered: Instant,
@@ -128,8 +128,8 @@ pub struct Recorder {
     origin: Instant,
     run: Option<ActiveRun>,
     frames: Vec<Frame>,
-    ctx: Option<Arc<Ctx>>,
-    ctx_dirty: bool,
+    /// The shallowest frame changed since the writer last heard of the stack.
+    stack_changed_from: Option<usize>,
     names: HashMap<Box<str>, Arc<str>>,
     recent: Vec<Arc<str>>,
     setup_emitted: bool,
@@ -157,8 +157,7 @@ impl Recorder {
             origin: Instant::now(),
             run: None,
             frames: Vec::new(),
-            ctx: None,
-            ctx_dirty: false,
+            stack_changed_from: None,
             names: HashMap::new(),
             recent: Vec::with_capacity(RECENT_NAMES),
             setup_emitted: false,
@@ -226,15 +225,14 @@ impl Recorder {
         }
         self.ensure_run()?;
         let name = self.intern(name);
-        let ctx = self.current_ctx();
+        self.sync_stack();
         if let Some(run) = self.run.as_mut() {
-            run.pending.push(Record {
-                ctx,
+            run.pending.push(Entry::InContext(Record {
                 name,
                 value,
                 kind,
                 arg,
-            });
+            }));
             if run.pending.len() >= BATCH {
                 run.flush();
             }
@@ -265,22 +263,28 @@ impl Recorder {
         self.recent.push(name.clone());
     }
 
-    fn current_ctx(&mut self) -> Option<Arc<Ctx>> {
-        if self.ctx_dirty {
-            let segments: Vec<Segment> = self
-                .frames
-                .iter()
-                .filter(|f| f.iteration.is_some() || f.value.is_some())
-                .map(|f| Segment {
-                    name: f.name.to_string(),
-                    iteration: f.iteration,
-                    value: f.value.clone(),
-                })
-                .collect();
-            self.ctx = (!segments.is_empty()).then(|| Arc::new(Ctx { segments }));
-            self.ctx_dirty = false;
+    /// Tells the writer how the loop stack changed since the last record.
+    fn sync_stack(&mut self) {
+        let (Some(from), Some(run)) = (self.stack_changed_from, self.run.as_mut()) else {
+            return;
+        };
+        self.stack_changed_from = None;
+        if from >= self.frames.len() {
+            run.pending.push(Entry::Truncate(self.frames.len()));
         }
-        self.ctx.clone()
+        for (depth, f) in self.frames.iter().enumerate().skip(from) {
+            let position = Position {
+                name: f.name.clone(),
+                iteration: f.iteration,
+                item: f.item.clone(),
+            };
+            run.pending.push(Entry::Position { depth, position });
+        }
+    }
+
+    /// Notes that the frames from `depth` on changed.
+    fn stack_changed(&mut self, depth: usize) {
+        self.stack_changed_from = Some(self.stack_changed_from.map_or(depth, |d| d.min(depth)));
     }
 
     /// Enters a `flor.loop`; returns its depth, which `loop_next`/`loop_exit` take.
@@ -294,7 +298,7 @@ impl Recorder {
         self.frames.push(Frame {
             name,
             iteration: None,
-            value: None,
+            item: None,
             single: false,
             entered: now,
             iter_started: now,
@@ -302,22 +306,24 @@ impl Recorder {
             mean: 0.0,
             m2: 0.0,
         });
-        Ok(self.frames.len() - 1)
+        let depth = self.frames.len() - 1;
+        self.stack_changed(depth);
+        Ok(depth)
     }
 
     /// Moves the loop at `depth` to its next item. At the outermost level this is an
     /// iteration boundary: everything logged so far reaches the run file first.
-    pub fn loop_next(&mut self, depth: usize, iteration: i64, value: Option<String>) -> Result<()> {
+    pub fn loop_next(&mut self, depth: usize, iteration: i64, item: Option<Item>) -> Result<()> {
         let now = Instant::now();
         let Some(frame) = self.frames.get_mut(depth) else {
             return Ok(());
         };
         frame.close_iteration(now);
         frame.iteration = Some(iteration);
-        frame.value = value;
+        frame.item = item;
         frame.iter_started = now;
         self.frames.truncate(depth + 1);
-        self.ctx_dirty = true;
+        self.stack_changed(depth);
         if depth == 0 && iteration > 0 {
             self.barrier();
         }
@@ -338,7 +344,7 @@ impl Recorder {
         if !frame.single {
             frame.close_iteration(now);
         }
-        self.ctx_dirty = true;
+        self.stack_changed(depth);
         if frame.single {
             let secs = now.duration_since(frame.entered).as_secs_f64();
             self.emit("time::iter", Value::Float(secs), Kind::Time, false)?;
@@ -373,15 +379,14 @@ impl Recorder {
         &mut self,
         name: &str,
         iteration: Option<i64>,
-        value: Option<String>,
+        item: Option<Item>,
     ) -> Result<usize> {
         let depth = self.loop_enter(name)?;
         if let Some(frame) = self.frames.last_mut() {
             frame.single = true;
             frame.iteration = iteration;
-            frame.value = value;
+            frame.item = item;
         }
-        self.ctx_dirty = true;
         Ok(depth)
     }
 
@@ -425,13 +430,12 @@ impl Recorder {
         let path = self.layout.run_file(&id);
         let header = LineHeader::new(&self.config.projid, &tstamp, &self.config.filename);
         let writer = Writer::spawn(&path, header)?;
-        writer.send(vec![Record {
-            ctx: None,
+        writer.send(vec![Entry::RunLevel(Record {
             name: meta::RUN.into(),
             value: Value::Json(self.run_header(&id)),
             kind: Kind::Meta,
             arg: false,
-        }]);
+        })]);
         let snapshot = match &self.config.repo {
             Some(repo) => Some(spawn_snapshot(repo.clone(), id.clone(), writer.sender())),
             None => {
@@ -635,8 +639,7 @@ impl Recorder {
             RunStatus::Failed(code) => ("failed", code),
         };
         run.flush();
-        run.writer.send(vec![Record {
-            ctx: None,
+        run.writer.send(vec![Entry::RunLevel(Record {
             name: meta::END.into(),
             value: Value::Json(serde_json::json!({
                 "status": status_text,
@@ -645,7 +648,7 @@ impl Recorder {
             })),
             kind: Kind::Meta,
             arg: false,
-        }]);
+        })]);
         let records = run.writer.finish()?;
         self.reset();
 
@@ -691,8 +694,7 @@ impl Recorder {
     /// new run.
     fn reset(&mut self) {
         self.frames.clear();
-        self.ctx = None;
-        self.ctx_dirty = false;
+        self.stack_changed_from = None;
         self.setup_emitted = false;
         self.main_work_end = None;
         self.origin = Instant::now();
@@ -708,8 +710,7 @@ fn spawn_snapshot(
 ) -> JoinHandle<Result<Snapshot>> {
     std::thread::spawn(move || {
         let snap = repo.snapshot(&id)?;
-        let _ = tx.send(Msg::Batch(vec![Record {
-            ctx: None,
+        let _ = tx.send(Msg::Batch(vec![Entry::RunLevel(Record {
             name: meta::VERSION.into(),
             value: Value::Json(serde_json::json!({
                 "commit": snap.commit,
@@ -719,7 +720,7 @@ fn spawn_snapshot(
             })),
             kind: Kind::Meta,
             arg: false,
-        }]));
+        })]));
         Ok(snap)
     })
 }
@@ -770,5 +771,112 @@ mod age_tests {
             let age = super::process_age().expect("/proc is readable");
             assert!((0.0..3600.0).contains(&age), "{age}");
         }
+    }
+}
+
+#[cfg(test)]
+mod stack_tests {
+    use super::*;
+    use crate::record::{parse_line, Segment};
+
+    fn recorder(root: &std::path::Path) -> Recorder {
+        Recorder::new(RunConfig {
+            root: root.to_path_buf(),
+            repo: None,
+            projid: "proj".into(),
+            filename: "train.py".into(),
+            script: Some("train.py".into()),
+            argv: vec!["train.py".into()],
+            python: None,
+            name: None,
+        })
+    }
+
+    fn ctx_of(lines: &[crate::record::ParsedLine], name: &str) -> Vec<Option<Vec<Segment>>> {
+        lines
+            .iter()
+            .filter(|l| l.name == name)
+            .map(|l| l.ctx.clone())
+            .collect()
+    }
+
+    fn seg(name: &str, iteration: i64, value: Option<&str>) -> Segment {
+        Segment {
+            name: name.into(),
+            iteration: Some(iteration),
+            value: value.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn each_record_carries_the_stack_it_was_logged_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = recorder(dir.path());
+        rec.log("before", Value::Int(0), Kind::Log).unwrap();
+        let e = rec.loop_enter("epoch").unwrap();
+        for epoch in 0..2 {
+            rec.loop_next(e, epoch, Some(Item::Int(epoch))).unwrap();
+            let s = rec.loop_enter("step").unwrap();
+            // Steps that log nothing still move the stack the writer must follow.
+            for step in 0..3 {
+                rec.loop_next(s, step, Some(Item::from("b"))).unwrap();
+                if step == 1 {
+                    rec.log("loss", Value::Int(step), Kind::Log).unwrap();
+                }
+            }
+            rec.loop_exit(s).unwrap();
+            rec.log("acc", Value::Int(epoch), Kind::Log).unwrap();
+        }
+        rec.loop_exit(e).unwrap();
+        rec.log("after", Value::Int(1), Kind::Log).unwrap();
+        let summary = rec.commit(RunStatus::Finished).unwrap().unwrap();
+
+        let path = Layout::new(dir.path()).run_file(&summary.run_id);
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<_> = text.lines().map(|l| parse_line(l).unwrap()).collect();
+        assert_eq!(ctx_of(&lines, "before"), vec![None]);
+        assert_eq!(ctx_of(&lines, "after"), vec![None]);
+        assert_eq!(
+            ctx_of(&lines, "loss"),
+            vec![
+                Some(vec![seg("epoch", 0, Some("0")), seg("step", 1, Some("b"))]),
+                Some(vec![seg("epoch", 1, Some("1")), seg("step", 1, Some("b"))]),
+            ]
+        );
+        assert_eq!(
+            ctx_of(&lines, "acc"),
+            vec![
+                Some(vec![seg("epoch", 0, Some("0"))]),
+                Some(vec![seg("epoch", 1, Some("1"))]),
+            ]
+        );
+        // The nested loop's timing lands in the epoch it ran in; the epoch loop's at run level.
+        let loops = ctx_of(&lines, "time::loop");
+        assert_eq!(loops.len(), 3);
+        assert_eq!(loops[0], Some(vec![seg("epoch", 0, Some("0"))]));
+        assert_eq!(loops[2], None);
+        assert!(lines
+            .iter()
+            .filter(|l| l.kind == Kind::Meta)
+            .all(|l| l.ctx.is_none()));
+    }
+
+    #[test]
+    fn a_second_run_in_the_process_starts_from_a_fresh_stack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = recorder(dir.path());
+        let e = rec.loop_enter("epoch").unwrap();
+        rec.loop_next(e, 0, None).unwrap();
+        rec.log("x", Value::Int(0), Kind::Log).unwrap();
+        rec.commit(RunStatus::Finished).unwrap().unwrap();
+        // A second run in the same process: nothing of the first run's stack remains.
+        let e = rec.loop_enter("epoch").unwrap();
+        rec.loop_next(e, 4, None).unwrap();
+        rec.log("x", Value::Int(1), Kind::Log).unwrap();
+        let second = rec.commit(RunStatus::Finished).unwrap().unwrap();
+        let path = Layout::new(dir.path()).run_file(&second.run_id);
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<_> = text.lines().map(|l| parse_line(l).unwrap()).collect();
+        assert_eq!(ctx_of(&lines, "x"), vec![Some(vec![seg("epoch", 4, None)])]);
     }
 }

@@ -1,23 +1,39 @@
 //! The background writer: records travel over a channel and are formatted and appended
 //! to the run's JSONL file off the training thread. A barrier makes everything sent so
 //! far reach the file; the fsync follows on the writer's own time.
+//!
+//! The loop context travels as changes to a copy of the stack that the writer keeps:
+//! the training thread allocates nothing per step, and frees nothing the writer made
+//! (cross-thread frees contend on the allocator's lock).
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::line::{write_line, LineHeader};
-use super::{Ctx, Record};
+use super::{write_stack_json, Position, Record};
 use crate::{Error, Result};
 
+/// What the writer is told, in order.
+#[derive(Debug)]
+pub(crate) enum Entry {
+    /// A record logged in the loop context that the entries before it built.
+    InContext(Record),
+    /// Run metadata (header, version, end): no loop context, whatever the stack is.
+    RunLevel(Record),
+    /// The stack changed from `depth` on: it keeps `depth` positions, then this one.
+    Position { depth: usize, position: Position },
+    /// The stack keeps only its first `depth` positions.
+    Truncate(usize),
+}
+
 pub(crate) enum Msg {
-    /// Records in the order they were logged. The training thread sends them in
-    /// batches: one channel hand-off (and at most one wake-up) per batch, not per value.
-    Batch(Vec<Record>),
+    /// Entries in the order they happened. The training thread sends them in batches:
+    /// one channel hand-off (and at most one wake-up) per batch, not per value.
+    Batch(Vec<Entry>),
     /// Write out everything received so far, then acknowledge.
     Barrier(Sender<()>),
 }
@@ -50,7 +66,7 @@ impl Writer {
         self.tx.clone()
     }
 
-    pub(crate) fn send(&self, batch: Vec<Record>) {
+    pub(crate) fn send(&self, batch: Vec<Entry>) {
         // A dead writer reports its error from `finish`; logging must not raise mid-training.
         let _ = self.tx.send(Msg::Batch(batch));
     }
@@ -82,23 +98,39 @@ fn write_loop(
 ) -> Result<u64> {
     let io = |e| Error::io(path, e);
     let mut buf = String::with_capacity(1 << 16);
-    let mut last_ctx: Option<(Arc<Ctx>, String)> = None;
+    let mut stack: Vec<Position> = Vec::new();
+    // The stack's JSON, rendered at the first record after it changed.
+    let mut ctx_json = String::from("null");
+    let mut ctx_stale = false;
     let mut count = 0u64;
     let mut failure: Option<Error> = None;
     for msg in rx {
         match msg {
             Msg::Batch(batch) => {
-                for rec in &batch {
-                    if let Some(ctx) = &rec.ctx {
-                        if !matches!(&last_ctx, Some((last, _)) if Arc::ptr_eq(last, ctx)) {
-                            last_ctx = Some((ctx.clone(), ctx.to_json()));
+                for entry in batch {
+                    let (rec, ctx) = match entry {
+                        Entry::Position { depth, position } => {
+                            stack.truncate(depth);
+                            stack.push(position);
+                            ctx_stale = true;
+                            continue;
                         }
-                    }
-                    let ctx_json = rec
-                        .ctx
-                        .as_ref()
-                        .and(last_ctx.as_ref().map(|(_, j)| j.as_str()));
-                    write_line(&header, ctx_json, rec, &mut buf);
+                        Entry::Truncate(depth) => {
+                            stack.truncate(depth);
+                            ctx_stale = true;
+                            continue;
+                        }
+                        Entry::RunLevel(rec) => (rec, "null"),
+                        Entry::InContext(rec) => {
+                            if ctx_stale {
+                                ctx_json.clear();
+                                write_stack_json(&stack, &mut ctx_json);
+                                ctx_stale = false;
+                            }
+                            (rec, ctx_json.as_str())
+                        }
+                    };
+                    write_line(&header, Some(ctx), &rec, &mut buf);
                     count += 1;
                     if buf.len() > (1 << 16) && failure.is_none() {
                         failure = file.write_all(buf.as_bytes()).err().map(io);

@@ -29,7 +29,6 @@ pub fn merge_parts(
         std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
     let header = LineHeader::new(&target.projid, &target.tstamp, &target.filename);
     let meta = Record {
-        ctx: None,
         name: Arc::from(PROVENANCE),
         value: Value::Json(provenance),
         kind: Kind::Meta,
