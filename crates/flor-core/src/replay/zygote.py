@@ -18,6 +18,7 @@ import runpy
 import select
 import signal
 import sys
+import weakref
 
 
 def send(obj):
@@ -96,6 +97,10 @@ def run_task(task):
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+        # Finalizers of the modules the server imported (torch's library registrations)
+        # would run at this task's exit only to be dropped by os._exit: skip them.
+        for finalizer in list(weakref.finalize._registry):
+            finalizer.atexit = False
         os.chdir(task["cwd"])
         os.environ.update(task.get("env", {}))
         script = task["argv"][0]
@@ -159,6 +164,9 @@ def main():
             if pid == 0:
                 break
             send({"id": children.pop(pid), "exit": os.waitstatus_to_exitcode(status)})
+    # The server ran no user code; tearing down torch's modules would take seconds.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 main()
