@@ -51,7 +51,7 @@ test-python: ## Python tests: real scripts in throwaway git repositories
 bench: install ## Benchmarks against flordb 4.0.1 (prints tables)
 	$(PY) bench/run.py
 
-bench-hindsight: install ## flor replay on 8 torch runs over 3 versions vs re-training and flordb 4.0.1 (~25 min)
+bench-hindsight: install ## flor replay on 8 torch runs over 3 versions vs re-training and flordb 4.0.1 (~40 min)
 	$(PY) bench/hindsight.py
 
 fmt: ## Format Rust code

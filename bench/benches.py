@@ -189,10 +189,12 @@ def bench_throughput(impls: list[Impl], cfg: Config):
 def bench_overhead(impls: list[Impl], cfg: Config):
     env = {"BENCH_EPOCHS": cfg.epochs, "BENCH_HIDDEN": cfg.hidden}
     samples = {i.key: [] for i in live(impls)}  # per round: (plain, flor) ChildResults
+    twins = []  # per round: two processes of the plain script (the A/A noise floor)
     errors = {}
     order_rng = random.Random(7)
     for r in range(cfg.rounds):
         jobs = [(impl, kind) for impl in live(impls) if impl.key not in errors for kind in ("plain", "flor")]
+        jobs += [(impl, "plain-twin") for impl in live(impls)[:1]]
         # Shuffled within the round so neither side is always first after a pause.
         order_rng.shuffle(jobs)
         say(f"(c) training loop: round {r + 1}/{cfg.rounds}")
@@ -200,7 +202,7 @@ def bench_overhead(impls: list[Impl], cfg: Config):
         for impl, kind in jobs:
             if impl.key in errors:
                 continue
-            script = f"train_mlp_{kind}.py"
+            script = f"train_mlp_{kind.removesuffix('-twin')}.py"
             try:
                 got[(impl.key, kind)] = run_child(impl.python, script, fresh_repo(cfg, f"c-{impl.key}-{kind}", [script]), env)
             except ChildFailed as e:
@@ -209,6 +211,8 @@ def bench_overhead(impls: list[Impl], cfg: Config):
         for impl in live(impls):
             if (impl.key, "plain") in got and (impl.key, "flor") in got:
                 samples[impl.key].append((got[(impl.key, "plain")], got[(impl.key, "flor")]))
+            if (impl.key, "plain") in got and (impl.key, "plain-twin") in got:
+                twins.append((got[(impl.key, "plain")], got[(impl.key, "plain-twin")]))
 
     loop_oh, proc_oh, per_step, step_s, spread, raw = {}, {}, {}, {}, {}, {}
     thread_oh, cpu_oh = {}, {}
@@ -246,6 +250,13 @@ def bench_overhead(impls: list[Impl], cfg: Config):
         Row("c", "plain training step (reference)", "time", step_s.get("ours"), step_s.get("flordb401"),
             better="none", note="time of one step without FlorDB, with each side's numpy"),
     ]
+    if twins:
+        aa = [b.report["loop_s"] / a.report["loop_s"] - 1 for a, b in twins]
+        lo, hi = quartiles(aa)
+        rows.append(Row("c", "A/A: plain script against itself", "pct", median(aa), None, better="none",
+                        note=f"noise floor of the paired rows above: the same plain script in two processes, "
+                             f"{len(aa)} rounds; quartiles {lo * 100:+.1f}%..{hi * 100:+.1f}%, "
+                             f"median |difference| {median([abs(x) for x in aa]) * 100:.1f}%"))
     _note_errors(rows[0], errors)
     # FlorDB's own cost per step, paired inside one process (immune to load swings),
     # and what it is as a share of the plain step measured above.
@@ -266,6 +277,28 @@ def bench_overhead(impls: list[Impl], cfg: Config):
             target="<= 1%", passed=_le(share.get("ours"), 0.01),
             note="the in-process cost above divided by the plain training step of the paired runs"),
     ]
+    # The whole training loop (real SGD step, loss logged every step, epoch boundary)
+    # with and without FlorDB, alternating epochs inside one process.
+    paired = {}
+    for impl in live(impls):
+        script = "loop_pairing.py"
+        try:
+            res = run_child(impl.python, script, fresh_repo(cfg, f"c-pair-{impl.key}", [script]),
+                            {"BENCH_HIDDEN": cfg.hidden})
+            paired[impl.key] = res.report
+        except ChildFailed as e:
+            say(str(e))
+    if paired:
+        any_report = next(iter(paired.values()))
+        rows.append(Row(
+            "c", "training loop overhead, in-process pairing", "pct",
+            paired.get("ours", {}).get("overhead"), paired.get("flordb401", {}).get("overhead"),
+            target="<= 1%", passed=_le(paired.get("ours", {}).get("overhead"), 0.01),
+            note=f"loop_pairing.py: {any_report['rounds']} rounds, each one epoch of the real loop "
+                 f"({any_report['steps_per_epoch']} SGD steps, loss logged per step, val_acc per epoch) "
+                 "with FlorDB and one without, in alternating order, one process; median epoch with / "
+                 "median epoch without - 1 (process CPU time: "
+                 + ", ".join(f"{k} {v['cpu_overhead'] * 100:+.1f}%" for k, v in paired.items()) + ")"))
     return rows, raw
 
 
