@@ -1,19 +1,23 @@
 """Replay benchmark (issue 3): checkpoints and partial, parallel replay of one run.
 
     .venv/bin/python bench/replay.py                       # 10 epochs x 512 steps, ~10-15 min
+    .venv/bin/python bench/replay.py --n 393216 --rounds 1 # 6,144 steps an epoch, ~45 min
     .venv/bin/python bench/replay.py --epochs 10 --n 8192  # 128 steps an epoch, a few minutes
 
 On `bench/replay_workload.py` (torch MLP 128-512-512-10 with dropout, Adam, StepLR,
 shuffled DataLoader; CPU, one thread per process) in a throwaway git repository:
   (a) record overhead: the script with FlorDB and every epoch checkpointed against the
       same script without FlorDB, in alternating rounds (training loop, timed in the
-      script: wall time and the training thread's CPU time); checkpoint bytes;
+      script: wall time and the training thread's CPU time); the same comparison inside
+      one process (replay_pairing.py: epochs alternate between FlorDB and plain loops,
+      which takes the process-to-process noise out); checkpoint bytes;
   (b) a new epoch-level statement for every epoch of the run, against re-training;
   (c) a new step-level statement for one epoch of N, against re-training;
-  (d) a step-level statement for every epoch with --workers 1 and --workers 2;
+  (d) a step-level statement for the first --d-epochs epochs, --workers 1 and 2;
   (e) flordb 4.0.1 on the same script and questions (its venv:
       ~/.cache/flordb-bench/venv-flordb401, created by bench/run.py).
-Every figure is a whole process, the way a user waits for it, and every process is
+The plain runs of (a) are the re-training that (b), (c) and (e) are compared with, round
+by round. Every figure but the pairing is a whole process, the way a user waits for it, and every process is
 broken down (from marks the script writes) into start-up (interpreter, `import torch`,
 the script's set-up, in which torch's first optimizer imports torch._dynamo), the loop,
 and exit (atexit handlers and the interpreter's teardown). A process of the same script
@@ -101,6 +105,7 @@ def repo() -> Path:
     (d / "train.py").write_text(WORKLOAD)
     (d / "plain.py").write_text(WORKLOAD.replace("import flordb as flor", "import _noflor as flor"))
     (d / "_noflor.py").write_text(NOFLOR)
+    (d / "pairing.py").write_text((HERE / "replay_pairing.py").read_text())
     subprocess.run(["git", "add", "-A"], cwd=d, check=True)
     subprocess.run(["git", "commit", "-qm", "code"], cwd=d, check=True)
     return d
@@ -125,7 +130,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--n", type=int, default=32768, help="training samples (steps per epoch = n/64)")
-    ap.add_argument("--rounds", type=int, default=2, help="rounds of (a) and of (b), (c), (e), each paired with a re-training")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of (a) and of (b), (c), (e), each paired with (a)'s re-training")
+    ap.add_argument("--d-epochs", type=int, default=4, help="(d) replays the step-level statement for this many epochs")
+    ap.add_argument("--pair-n", type=int, default=32768, help="(a) in-process pairing: samples per epoch (a shorter epoch is the harder case)")
     ap.add_argument("--no-flordb401", action="store_true")
     a = ap.parse_args()
     python = sys.executable
@@ -143,6 +150,10 @@ def main() -> None:
             else:
                 rec.append(run([python, "train.py"], d, env))
     ck = ckpt_facts(python, d)
+    # (a) again, inside one process: FlorDB epochs against plain epochs, alternating.
+    paired = subprocess.run([python, "pairing.py"], cwd=d, env={**os.environ, **env, "BENCH_N": str(a.pair_n)},
+                            capture_output=True, text=True, check=True)
+    pair = json.loads(paired.stdout.strip().splitlines()[-1])
     add_statements(d)
 
     venv = Path(os.environ.get("FLOR_BENCH_CACHE", "~/.cache/flordb-bench")).expanduser() / "venv-flordb401"
@@ -154,11 +165,9 @@ def main() -> None:
     else:
         old = Old.record(venv / "bin" / "python", env)
 
-    # (b), (c), (e): in rounds, each with its own re-training and floor, so that load
-    # from elsewhere on the machine hits them alike.
-    plain, floor, B, C, OB, OC = [], [], [], [], [], []
+    # (b), (c), (e): in rounds, each against the re-training of its round of (a).
+    plain, floor, B, C, OB, OC = plain_a, [], [], [], [], []
     for _ in range(a.rounds):
-        plain.append(run([python, "plain.py"], d, env))
         B.append(run([python, "train.py", "--replay_flor", "--apply", "wnorm"], d, env))
         C.append(run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--iter", f"epoch={N // 2}"], d, env))
         if isinstance(old, Old):
@@ -166,9 +175,11 @@ def main() -> None:
             OB.append(old.run("--apply", "wnorm", "--iter", f"epoch={','.join(map(str, range(N)))}"))
             OC.append(old.run("--apply", "gnorm", "--iter", f"epoch={N // 2}", "--iter", "step=all"))
         floor.append(run([python, "plain.py"], d, {**env, "BENCH_EPOCHS": "0"}))
-    # (d)
-    d1 = run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--workers", "1"], d, env)
-    d2 = run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--workers", "2"], d, env)
+    # (d) the step-level statement for the first epochs, on 1 and 2 workers
+    dk = min(N, a.d_epochs)
+    first = f"epoch={','.join(map(str, range(dk)))}"
+    d1 = run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--iter", first, "--workers", "1"], d, env)
+    d2 = run([python, "train.py", "--replay_flor", "--apply", "gnorm", "--iter", first, "--workers", "2"], d, env)
     for p, what in [(p, "(b)") for p in B] + [(p, "(c)") for p in C] + [(d1, "(d)"), (d2, "(d)")]:
         if "recomputing" in p.stderr or "corrupt" in p.stderr:
             print(f"warning: {what} did not use checkpoints only: {p.stderr.strip()[:300]}", file=sys.stderr)
@@ -205,6 +216,8 @@ def main() -> None:
         ("floor: the script with 0 epochs (start-up + exit)", f"{fl:.1f} s", "same", "no replay can beat it"),
         ("(a) record overhead, training loop wall time", f"{100 * overhead_wall:+.1f}%",
          f"{100 * (o_rec.loop / med([p.loop for p in plain_a]) - 1):+.1f}% (1 run, no checkpoints)" if o_rec else na, "within eps (6.7%), < 2%"),
+        ("(a) record overhead, in-process pairing", f"{100 * pair['overhead']:+.1f}%", "",
+         f"within eps, < 2%  ({pair['rounds']} epochs each way of {pair['steps_per_epoch']} steps, one process)"),
         ("(a) record overhead, training thread CPU time", f"{100 * overhead_cpu:+.1f}%",
          f"{100 * (o_rec.loop_thread_cpu / med([p.loop_thread_cpu for p in plain_a]) - 1):+.1f}%" if o_rec else na, ""),
         ("(a) checkpointing on the training thread", f"{100 * ck['ckpt_secs'] / rec[-1].loop:.2f}% of the loop", "", "within eps"),
@@ -215,8 +228,8 @@ def main() -> None:
         ("(b) ... ceiling: re-training / floor", f"{retrain / fl:.1f}x", "", ""),
         (f"(c) step-level statement, 1 epoch of {N}", share(C), share(OC), f"<= 1.5/N = {1.5 / N:.3f}"),
         ("(c) ... loops only", share(C, loop=True), share(OC, loop=True), f"<= {1.5 / N:.3f}"),
-        ("(d) step-level, all epochs, --workers 1", f"{d1.wall / retrain:.2f} of re-training ({d1.wall:.1f} s, {d1.cpu:.1f} s CPU)", "", ""),
-        ("(d) step-level, all epochs, --workers 2", f"{d1.wall / d2.wall:.2f}x vs 1 worker ({d2.wall:.1f} s, {d2.cpu:.1f} s CPU)", "", "faster"),
+        (f"(d) step-level, {dk} of {N} epochs, --workers 1", f"{d1.wall / retrain:.2f} of re-training ({d1.wall:.1f} s, {d1.cpu:.1f} s CPU)", "", ""),
+        (f"(d) step-level, {dk} of {N} epochs, --workers 2", f"{d1.wall / d2.wall:.2f}x vs 1 worker ({d2.wall:.1f} s, {d2.cpu:.1f} s CPU)", "", "faster"),
     ]
     table(["measure", "ours", "flordb 4.0.1", "target"], rows)
 

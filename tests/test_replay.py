@@ -70,8 +70,8 @@ def rows(project: Project, name: str, source: str) -> dict[tuple, object]:
     return out
 
 
-def replay(project: Project, *args: str, trace: Path | None = None, check: bool = True):
-    env = {"TRACE": str(trace)} if trace else None
+def replay(project: Project, *args: str, trace: Path | None = None, check: bool = True, env: dict | None = None):
+    env = {**({"TRACE": str(trace)} if trace else {}), **(env or {})}
     return project.run("train.py", "--replay_flor", *args, env=env, check=check)
 
 
@@ -263,7 +263,12 @@ def test_replay_mistakes_are_reported(np_project: Project):
     out = replay(np_project, "--apply", "val", "--override", "seed=4", check=False)
     assert "--override rejected for ['seed']" in out.stderr and "Traceback" not in out.stderr
     out = replay(np_project, "--apply", "val", "--iter", "epoch=9", check=False)
-    assert "only has 5 iteration(s)" in out.stderr
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    # One line saying what is wrong, and the script's line that asked for it.
+    assert "flordb: ReplayError: --iter epoch=9: the recorded loop only has 5 iteration(s)" in out.stderr
+    assert "at train.py, line" in out.stderr and "flor.loop(" in out.stderr
+    out = replay(np_project, "--apply", "val", "--iter", "epoch=9", check=False, env={"FLORDB_TRACEBACK": "1"})
+    assert "Traceback" in out.stderr and "only has 5 iteration(s)" in out.stderr
     out = np_project.run("train.py", "--apply", "val", check=False)
     assert "require --replay_flor" in out.stderr
     out = np_project.run("train.py", "--replay_flor", "--kwargs", "seed=1", check=False)

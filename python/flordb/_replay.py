@@ -94,19 +94,10 @@ def patch_torch() -> None:
     torch.save = save
 
 
-def requested(spec: str, n: int, loop: str) -> list[int]:
-    """The iterations an --iter SPEC selects out of ``n``."""
-    if spec == "all":
-        return list(range(n))
-    if spec == "none":
-        return []
-    if spec == "last":
-        return [n - 1] if n > 0 else []
-    wanted = sorted({int(x) for x in spec.split(",") if x.strip()})
-    bad = [i for i in wanted if not 0 <= i < n]
-    if bad:
-        raise ReplayError(f"--iter {loop}={spec}: the recorded loop only has {n} iteration(s) (valid: 0..{n - 1})")
-    return wanted
+def requested(spec: str, n: int | None, loop: str) -> list[int]:
+    """The iterations an --iter SPEC selects out of ``n`` (the engine's reading, shared
+    with `flor replay`); ReplayError for a SPEC that is not all, last, none or a list."""
+    return _native.iter_spec(spec, n, loop)
 
 
 def _size(iterable: Any) -> int | None:
@@ -237,7 +228,7 @@ def _inner(depth: int, name: str, iterable: Iterable) -> Iterator:
     if spec == "last" and n is None:
         items = list(iterable)
         iterable, n = items, len(items)
-    wanted = set(requested(spec, n, name)) if n is not None else {int(x) for x in spec.split(",") if spec != "none" and x.strip()}
+    wanted = set(requested(spec, n, name))
     try:
         for i, item in enumerate(iterable):
             R.mute(i not in wanted)

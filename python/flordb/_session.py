@@ -182,11 +182,30 @@ def _install_exit_hooks() -> None:
 
     def excepthook(kind, value, tb) -> None:  # noqa: ANN001
         _state.exit_code = 130 if issubclass(kind, KeyboardInterrupt) else 1
+        if isinstance(value, FlorError) and not os.environ.get("FLORDB_TRACEBACK"):
+            _report_flor_error(value, tb)
+            return
         original_hook(kind, value, tb)
 
     sys.exit = exit_
     sys.excepthook = excepthook
     atexit.register(_at_exit)
+
+
+def _report_flor_error(err: FlorError, tb: Any) -> None:
+    """A FlorDB error that ended the script: what went wrong and the script's line that
+    asked for it, not a traceback through FlorDB's internals (FLORDB_TRACEBACK=1 shows it)."""
+    import traceback
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    frames = [f for f in traceback.extract_tb(tb) if not os.path.abspath(f.filename).startswith(package + os.sep)]
+    where = ""
+    if frames:
+        f = frames[-1]
+        path = os.path.abspath(f.filename)
+        shown = os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else f.filename
+        where = f"  at {shown}, line {f.lineno}" + (f": {f.line.strip()}" if f.line else "") + "\n"
+    sys.stderr.write(f"flordb: {type(err).__name__}: {err}\n{where}")
 
 
 def _at_exit() -> None:

@@ -16,7 +16,7 @@ use flor_core::Error;
 
 use crate::checkpoints::VERIFIED;
 use crate::convert::to_py;
-use crate::errors::to_py as err_to_py;
+use crate::errors::{to_py as err_to_py, ReplayError};
 use crate::recording::with_recorder;
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -26,7 +26,22 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(replay_start, m)?)?;
     m.add_function(wrap_pyfunction!(replay_mute, m)?)?;
     m.add_function(wrap_pyfunction!(replay_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(iter_spec, m)?)?;
     Ok(())
+}
+
+/// The iterations an `--iter LOOP=SPEC` selects out of `n` (`None`: a loop whose length
+/// is unknown, where only lists and `none` can be answered), as `flor replay` reads it.
+#[pyfunction]
+#[pyo3(signature = (spec, n, loop_name))]
+fn iter_spec(spec: &str, n: Option<i64>, loop_name: &str) -> PyResult<Vec<i64>> {
+    let unsized_ = n.is_none() && matches!(spec.trim(), "all" | "last");
+    let result = if unsized_ {
+        Err("the loop's length is unknown here".to_string())
+    } else {
+        replay::campaign::requested(spec, n.unwrap_or(i64::MAX))
+    };
+    result.map_err(|e| ReplayError::new_err(format!("--iter {loop_name}={spec}: {e}")))
 }
 
 /// `(project root, script path relative to it or None)` of this process.
