@@ -91,7 +91,18 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         overrides: pairs(&args.overrides, "--override", "device=cpu")?,
         workers: usize::from(args.workers),
     };
-    let c = campaign::prepare(&store, &repo, &req)?;
+    // The worker server imports torch and the like for seconds: it starts now, while
+    // the plan is made, when the interpreter is known without the plan.
+    let early = (!args.dry_run && !args.no_preload)
+        .then(|| chosen_interpreter(args))
+        .flatten()
+        .zip(campaign::today_script(&store, &req).ok())
+        .map(|(python, script)| (Instant::now(), start_server(python, root.join(script))));
+    let mut c = campaign::prepare(&store, &repo, &req)?;
+    if let Some((since, _)) = &early {
+        c.server_head_start = since.elapsed().as_secs_f64();
+    }
+    let early = early.map(|(_, server)| server);
     let plan_secs = begun.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     print_plan(&c, &mut out)?;
@@ -109,13 +120,13 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         return Ok(1);
     }
     let started = Instant::now();
-    let done = execute(&store, &repo, &c, args)?;
+    let done = execute(&store, &repo, &c, args, early)?;
     let elapsed = started.elapsed().as_secs_f64();
     let merging = Instant::now();
     let report = merge(&c, &done.jobs, &done.results)?;
     let merge_secs = merging.elapsed().as_secs_f64();
     let interrupted = done.results.iter().any(JobResult::interrupted);
-    let phases = timings(&c, &done, plan_secs, merge_secs);
+    let phases = timings(&c, &done, plan_secs, merge_secs, elapsed);
     let cleanup = Instant::now();
     drop(done); // removes the worktrees
     if let Some(mut phases) = phases {
@@ -375,7 +386,13 @@ struct Executed {
 
 /// With `FLOR_REPLAY_TIMINGS` set: where a replay's time went, and each task's estimate
 /// against its actual seconds (for the benchmarks and for calibrating the estimates).
-fn timings(c: &Campaign, done: &Executed, plan: f64, merge: f64) -> Option<serde_json::Value> {
+fn timings(
+    c: &Campaign,
+    done: &Executed,
+    plan: f64,
+    merge: f64,
+    replay: f64,
+) -> Option<serde_json::Value> {
     std::env::var_os("FLOR_REPLAY_TIMINGS").filter(|v| !v.is_empty())?;
     let [worktrees, server, tasks] = done.phases;
     let per_task: Vec<serde_json::Value> = done
@@ -386,22 +403,27 @@ fn timings(c: &Campaign, done: &Executed, plan: f64, merge: f64) -> Option<serde
         .collect();
     Some(serde_json::json!({
         "plan": plan, "worktrees": worktrees, "server_wait": server, "tasks": tasks,
-        "merge": merge, "estimate": c.estimate_secs(), "boot_estimate": c.boot_secs(),
+        "merge": merge, "replay": replay, "estimate": c.estimate_secs(),
+        "boot_estimate": c.boot_secs(), "server_head_start": c.server_head_start,
         "retrain_estimate": c.retrain_secs(), "workers": c.workers,
         "task_estimate_vs_actual": per_task,
     }))
 }
 
 /// The worktrees (one per version), the jobs (one per task) and running them.
-fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Result<Executed> {
+fn execute(
+    store: &Store,
+    repo: &Repo,
+    c: &Campaign,
+    args: &ReplayArgs,
+    early: Option<ServerStart>,
+) -> Result<Executed> {
     let root = store.layout().root().to_path_buf();
     let python = interpreter(args, c);
     // The workers import the scripts' modules (today's imports stand for every
-    // version's) while the worktrees are made.
-    let zygote = (!args.no_preload).then(|| {
-        let (python, today) = (python.clone(), root.join(&c.script));
-        std::thread::spawn(move || Zygote::start(&python, &[today]))
-    });
+    // version's) while the worktrees are made, if they did not start with the plan.
+    let zygote = (!args.no_preload)
+        .then(|| early.unwrap_or_else(|| start_server(python.clone(), root.join(&c.script))));
     let making = Instant::now();
     repo.remove_stale_worktrees();
     let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
@@ -523,14 +545,24 @@ fn execute(store: &Store, repo: &Repo, c: &Campaign, args: &ReplayArgs) -> Resul
 
 /// The interpreter: `--python`, the one the Python package runs in, the one the newest
 /// selected run used, or `python3`.
+type ServerStart = std::thread::JoinHandle<flor_core::Result<Zygote>>;
+
+/// Starts the worker server in the background, preloading `today`'s imports.
+fn start_server(python: String, today: PathBuf) -> ServerStart {
+    std::thread::spawn(move || Zygote::start(&python, &[today]))
+}
+
+/// The interpreter named by `--python` or by the Python package (`FLORDB_PYTHON`).
+fn chosen_interpreter(args: &ReplayArgs) -> Option<String> {
+    args.python.clone().or_else(|| {
+        std::env::var("FLORDB_PYTHON")
+            .ok()
+            .filter(|p| !p.is_empty())
+    })
+}
+
 fn interpreter(args: &ReplayArgs, c: &Campaign) -> String {
-    args.python
-        .clone()
-        .or_else(|| {
-            std::env::var("FLORDB_PYTHON")
-                .ok()
-                .filter(|p| !p.is_empty())
-        })
+    chosen_interpreter(args)
         .or_else(|| {
             c.runs
                 .iter()

@@ -50,6 +50,8 @@ pub struct Campaign {
     pub workers: usize,
     /// Identifies the request among a run's replay files (same request, same file).
     pub tag: String,
+    /// Seconds the worker server has been starting already (it may start with the plan).
+    pub server_head_start: f64,
 }
 
 /// One run's part of the replay.
@@ -114,13 +116,14 @@ impl Campaign {
             .flat_map(|(i, r)| r.tasks.iter().map(move |t| (i, t)))
     }
 
-    /// Estimated wall time: one start-up, then the tasks on the pool.
+    /// Estimated wall time from now: what is left of the start-up, then the tasks on
+    /// the pool.
     pub fn estimate_secs(&self) -> f64 {
         let secs: Vec<f64> = self.tasks().map(|(_, t)| t.secs).collect();
         if secs.is_empty() {
             return 0.0;
         }
-        self.boot_secs() + makespan(&secs, self.workers)
+        (self.boot_secs() - self.server_head_start).max(0.0) + makespan(&secs, self.workers)
     }
 
     /// What re-running the selected trainings would take, from their recorded times.
@@ -134,16 +137,22 @@ impl Campaign {
 
 /// Plans a replay of `req` over the project in `store`, with today's script read from
 /// the working tree of `repo`.
-pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
-    let all = store.runs()?;
-    let script = match &req.script {
-        Some(s) => s.clone(),
-        None => all
+/// The script whose statements are replayed: `--script`, else the newest run's.
+pub fn today_script(store: &Store, req: &Request) -> Result<String> {
+    match &req.script {
+        Some(s) => Ok(s.clone()),
+        None => store
+            .runs()?
             .iter()
             .rev()
             .find_map(|r| r.script.clone())
-            .ok_or_else(|| Error::Replay("no recorded run to replay in this project".into()))?,
-    };
+            .ok_or_else(|| Error::Replay("no recorded run to replay in this project".into())),
+    }
+}
+
+pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
+    let all = store.runs()?;
+    let script = today_script(store, req)?;
     let today_path = repo.root().join(&script);
     let today = std::fs::read_to_string(&today_path).map_err(|e| Error::io(&today_path, e))?;
     let selectors: Vec<&str> = req.selectors.iter().map(String::as_str).collect();
@@ -196,6 +205,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         other_scripts,
         workers: req.workers.max(1),
         tag,
+        server_head_start: 0.0,
     };
     let mut sources: HashMap<String, std::result::Result<String, String>> = HashMap::new();
     for info in selected {
