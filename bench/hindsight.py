@@ -312,7 +312,9 @@ class Bench:
         for key, r in self.results["ours"].items():
             if not isinstance(r, dict) or not r.get("phases"):
                 continue
-            p = r["phases"]
+            p = dict(r["phases"])
+            # The server may be waited for before the plan is shown (it starts with the plan).
+            p["server_wait"] = p.get("server_wait", 0) + p.get("server_wait_before_plan", 0)
             out.append(f"| {key} | " + " | ".join(f"{p.get(k, 0):.2f}" for k in
                        ("plan", "worktrees", "server_wait", "tasks", "merge", "cleanup", "total")) + f" | {r['wall']:.2f} |")
         return "\n".join(out)

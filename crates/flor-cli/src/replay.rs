@@ -97,13 +97,15 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         .then(|| chosen_interpreter(args))
         .flatten()
         .zip(campaign::today_script(&store, &req).ok())
-        .map(|(python, script)| (Instant::now(), start_server(python, root.join(script))));
+        .map(|(python, script)| start_server(python, root.join(script)));
     let mut c = campaign::prepare(&store, &repo, &req)?;
-    if let Some((since, _)) = &early {
-        c.server_head_start = since.elapsed().as_secs_f64();
-    }
-    let early = early.map(|(_, server)| server);
     let plan_secs = begun.elapsed().as_secs_f64();
+    // Replay would wait for the server anyway; waiting before the plan is shown makes
+    // the estimate exact about it.
+    let waiting = Instant::now();
+    let ready = early.map(join_server);
+    let early_wait = waiting.elapsed().as_secs_f64();
+    c.server_ready = matches!(ready, Some(Ok(_)));
     let mut out = std::io::stdout().lock();
     print_plan(&c, &mut out)?;
     out.flush()?;
@@ -120,13 +122,13 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         return Ok(1);
     }
     let started = Instant::now();
-    let done = execute(&store, &repo, &c, args, early)?;
+    let done = execute(&store, &repo, &c, args, ready)?;
     let elapsed = started.elapsed().as_secs_f64();
     let merging = Instant::now();
     let report = merge(&c, &done.jobs, &done.results)?;
     let merge_secs = merging.elapsed().as_secs_f64();
     let interrupted = done.results.iter().any(JobResult::interrupted);
-    let phases = timings(&c, &done, plan_secs, merge_secs, elapsed);
+    let phases = timings(&c, &done, [plan_secs, early_wait, merge_secs, elapsed]);
     let cleanup = Instant::now();
     drop(done); // removes the worktrees
     if let Some(mut phases) = phases {
@@ -386,13 +388,9 @@ struct Executed {
 
 /// With `FLOR_REPLAY_TIMINGS` set: where a replay's time went, and each task's estimate
 /// against its actual seconds (for the benchmarks and for calibrating the estimates).
-fn timings(
-    c: &Campaign,
-    done: &Executed,
-    plan: f64,
-    merge: f64,
-    replay: f64,
-) -> Option<serde_json::Value> {
+/// `secs`: the plan, the wait for the server after it, the merge, the replay itself.
+fn timings(c: &Campaign, done: &Executed, secs: [f64; 4]) -> Option<serde_json::Value> {
+    let [plan, early_wait, merge, replay] = secs;
     std::env::var_os("FLOR_REPLAY_TIMINGS").filter(|v| !v.is_empty())?;
     let [worktrees, server, tasks] = done.phases;
     let per_task: Vec<serde_json::Value> = done
@@ -404,7 +402,7 @@ fn timings(
     Some(serde_json::json!({
         "plan": plan, "worktrees": worktrees, "server_wait": server, "tasks": tasks,
         "merge": merge, "replay": replay, "estimate": c.estimate_secs(),
-        "boot_estimate": c.boot_secs(), "server_head_start": c.server_head_start,
+        "boot_estimate": c.boot_secs(), "server_wait_before_plan": early_wait,
         "retrain_estimate": c.retrain_secs(), "workers": c.workers,
         "task_estimate_vs_actual": per_task,
     }))
@@ -416,14 +414,14 @@ fn execute(
     repo: &Repo,
     c: &Campaign,
     args: &ReplayArgs,
-    early: Option<ServerStart>,
+    ready: Option<flor_core::Result<Zygote>>,
 ) -> Result<Executed> {
     let root = store.layout().root().to_path_buf();
     let python = interpreter(args, c);
     // The workers import the scripts' modules (today's imports stand for every
     // version's) while the worktrees are made, if they did not start with the plan.
-    let zygote = (!args.no_preload)
-        .then(|| early.unwrap_or_else(|| start_server(python.clone(), root.join(&c.script))));
+    let late = (ready.is_none() && !args.no_preload)
+        .then(|| start_server(python.clone(), root.join(&c.script)));
     let making = Instant::now();
     repo.remove_stale_worktrees();
     let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
@@ -516,13 +514,7 @@ fn execute(
     let only_jobs: Vec<Job> = jobs.iter().map(|t| t.job.clone()).collect();
     let worktrees_secs = making.elapsed().as_secs_f64();
     let waiting = Instant::now();
-    let started = zygote.map(|handle| {
-        handle.join().unwrap_or_else(|_| {
-            Err(flor_core::Error::Replay(
-                "the worker server thread failed".into(),
-            ))
-        })
-    });
+    let started = ready.or_else(|| late.map(join_server));
     let launcher: Box<dyn Launcher> = match started {
         None => Box::new(Direct { python }),
         Some(Ok(z)) => Box::new(z),
@@ -550,6 +542,15 @@ type ServerStart = std::thread::JoinHandle<flor_core::Result<Zygote>>;
 /// Starts the worker server in the background, preloading `today`'s imports.
 fn start_server(python: String, today: PathBuf) -> ServerStart {
     std::thread::spawn(move || Zygote::start(&python, &[today]))
+}
+
+/// Waits until the worker server is up (or failed to start).
+fn join_server(server: ServerStart) -> flor_core::Result<Zygote> {
+    server.join().unwrap_or_else(|_| {
+        Err(flor_core::Error::Replay(
+            "the worker server thread failed".into(),
+        ))
+    })
 }
 
 /// The interpreter named by `--python` or by the Python package (`FLORDB_PYTHON`).

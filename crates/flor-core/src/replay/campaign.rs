@@ -50,8 +50,9 @@ pub struct Campaign {
     pub workers: usize,
     /// Identifies the request among a run's replay files (same request, same file).
     pub tag: String,
-    /// Seconds the worker server has been starting already (it may start with the plan).
-    pub server_head_start: f64,
+    /// Whether the worker server is up already (it may start with the plan): the
+    /// estimate then leaves its start-up out.
+    pub server_ready: bool,
 }
 
 /// One run's part of the replay.
@@ -116,14 +117,19 @@ impl Campaign {
             .flat_map(|(i, r)| r.tasks.iter().map(move |t| (i, t)))
     }
 
-    /// Estimated wall time from now: what is left of the start-up, then the tasks on
-    /// the pool.
+    /// Estimated wall time from now: the start-up unless the server is up, then the
+    /// tasks on the pool.
     pub fn estimate_secs(&self) -> f64 {
         let secs: Vec<f64> = self.tasks().map(|(_, t)| t.secs).collect();
         if secs.is_empty() {
             return 0.0;
         }
-        (self.boot_secs() - self.server_head_start).max(0.0) + makespan(&secs, self.workers)
+        let boot = if self.server_ready {
+            0.0
+        } else {
+            self.boot_secs()
+        };
+        boot + makespan(&secs, self.workers)
     }
 
     /// What re-running the selected trainings would take, from their recorded times.
@@ -205,7 +211,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         other_scripts,
         workers: req.workers.max(1),
         tag,
-        server_head_start: 0.0,
+        server_ready: false,
     };
     let mut sources: HashMap<String, std::result::Result<String, String>> = HashMap::new();
     for info in selected {

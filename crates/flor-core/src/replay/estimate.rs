@@ -19,10 +19,10 @@ pub const RESTORE_SECS_PER_BYTE: f64 = 1.0e-9;
 pub const DEFAULT_BOOT_SECS: f64 = 1.0;
 /// What a task forked from the replay worker server costs beyond the script's own work:
 /// the fork, `import flordb`, reading the run's records and checkpoint list, and the
-/// exit. Measured with bench/hindsight.py (FLOR_REPLAY_TIMINGS): 0.55-0.6 s per task for
-/// torch scripts on a quiet 2-core machine, against 0.25 s assumed before, which left
-/// epoch-level estimates at 0.71-0.76 of the actual time.
-pub const FORKED_TASK_SECS: f64 = 0.5;
+/// exit. Measured with bench/hindsight.py (FLOR_REPLAY_TIMINGS, 8 torch runs x 16 epochs,
+/// 2 cores): 0.55-0.6 s per task at first; since tasks skip the server's module finalizers
+/// at exit, task estimates made with 0.5 s were 0.72-0.87 s against 0.46-0.66 s actual.
+pub const FORKED_TASK_SECS: f64 = 0.3;
 
 /// The forward run's timings.
 #[derive(Debug, Clone, Default, PartialEq)]
