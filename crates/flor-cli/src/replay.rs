@@ -143,10 +143,11 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         "replayed {} of {} run(s) in {}; estimated {}; re-training them took {} ({})",
         report.replayed.len(),
         c.runs.len() + c.skipped.len(),
-        output::duration(elapsed),
-        output::duration(c.estimate_secs()),
+        // The wait for the server before the plan was shown is part of the replay.
+        output::duration(early_wait + elapsed),
+        output::duration(early_wait + c.estimate_secs()),
         output::duration(c.retrain_secs()),
-        ratio(c.retrain_secs() / elapsed.max(1e-9)),
+        ratio(c.retrain_secs() / (early_wait + elapsed).max(1e-9)),
     );
     show_values(&store, &c, &report.replayed, &mut out)?;
     Ok(if interrupted {
