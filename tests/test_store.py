@@ -112,3 +112,32 @@ def test_frame_follows_write_queries_mixed_values_and_grown_files(project: Proje
     last = json.loads(path.read_text().splitlines()[-2])
     path.write_text(path.read_text() + json.dumps({**last, "name": "n", "value": 8, "type": 1}) + "\n")
     assert [r["n"] for r in project.frame("n")][-1] == 8
+
+
+def test_the_cache_holds_a_run_soon_after_it_ends_without_any_read(project: Project):
+    """The process that commits a run's file to git after exit also imports it, so the
+    first dataframe or replay after training does not pay for it."""
+    import sqlite3
+    import time
+
+    from conftest import TRAIN
+
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    project.run("train.py")
+    (run_file,) = (project.path / ".flor" / "runs").glob("*.jsonl")
+    logged = sum(1 for line in run_file.read_text().splitlines() if '"type": 3' not in line and '"type": 0' not in line)
+    deadline = time.monotonic() + 60
+    rows = []
+    while time.monotonic() < deadline:
+        db = project.path / ".flor" / "flor.db"
+        if db.exists():
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                try:
+                    rows = conn.execute("SELECT run_id, status, records FROM runs").fetchall()
+                except sqlite3.OperationalError:  # the tables are being created
+                    rows = []
+        if rows:
+            break
+        time.sleep(0.05)
+    assert rows == [(run_file.stem, "finished", logged)]

@@ -33,6 +33,8 @@ from ._native import CheckpointError, ReplayError
 
 # Keys --override may change even though the recorded run read them (spec §3.1).
 OVERRIDE_ALLOWED = {"device"}
+# Set by `flor replay`'s worker server in the tasks it forks (crates/flor-core/src/replay/zygote.py).
+FORKED_TASK_ENV = "FLORDB_FORKED_TASK"
 
 
 class _Replay:

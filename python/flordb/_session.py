@@ -220,6 +220,25 @@ def _at_exit() -> None:
     if summary and unread:
         names = ", ".join(unread)
         print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
+    if _replay.active() and not os.environ.get(_replay.FORKED_TASK_ENV):
+        _end_replay_process(_state.exit_code or 0)
+
+
+def _end_replay_process(code: int) -> None:
+    """A replay's results are saved; what the interpreter would do after the exit
+    handlers is tear down the script's modules (seconds for torch), of no use to a
+    replay. So the remaining handlers run now and the process ends. (A script that ends
+    with ``raise SystemExit(n)`` rather than ``sys.exit(n)`` ends with 0 here.) Tasks
+    forked by ``flor replay``'s worker server are ended by it, with the code it saw."""
+    atexit.unregister(_at_exit)
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code & 0xFF)
 
 
 def _configure_at(cwd: str) -> None:

@@ -19,7 +19,7 @@ use flor_core::pivot;
 use flor_core::record::Value;
 use flor_core::replay::campaign::{self, short, start_dir, Campaign, RunReplay};
 use flor_core::replay::pool::{self, Direct, Event, Job, JobResult, Launcher, Zygote};
-use flor_core::replay::{merge_parts, Action};
+use flor_core::replay::{calibration, merge_parts, Action};
 use flor_core::store::Store;
 
 use crate::output;
@@ -128,6 +128,17 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
     let report = merge(&c, &done.jobs, &done.results)?;
     let merge_secs = merging.elapsed().as_secs_f64();
     let interrupted = done.results.iter().any(JobResult::interrupted);
+    if done.forked && !interrupted {
+        // The next estimate of this project learns this one's per-task error.
+        let measured: Vec<(f64, f64)> = done
+            .jobs
+            .iter()
+            .zip(&done.results)
+            .filter(|(_, r)| r.ok())
+            .map(|(j, r)| (j.job.estimate, r.secs))
+            .collect();
+        calibration::learn(&store.layout().flor_dir(), c.task_overhead, &measured);
+    }
     let phases = timings(&c, &done, [plan_secs, early_wait, merge_secs, elapsed]);
     let cleanup = Instant::now();
     drop(done); // removes the worktrees
@@ -385,6 +396,8 @@ struct Executed {
     /// Seconds spent making worktrees, waiting for the worker server once they were
     /// made, and running the tasks.
     phases: [f64; 3],
+    /// Whether the tasks were forked from the worker server.
+    forked: bool,
 }
 
 /// With `FLOR_REPLAY_TIMINGS` set: where a replay's time went, and each task's estimate
@@ -516,6 +529,7 @@ fn execute(
     let worktrees_secs = making.elapsed().as_secs_f64();
     let waiting = Instant::now();
     let started = ready.or_else(|| late.map(join_server));
+    let forked = matches!(started, Some(Ok(_)));
     let launcher: Box<dyn Launcher> = match started {
         None => Box::new(Direct { python }),
         Some(Ok(z)) => Box::new(z),
@@ -533,6 +547,7 @@ fn execute(
         jobs,
         _worktrees: trees.into_values().collect(),
         phases: [worktrees_secs, server_secs, running.elapsed().as_secs_f64()],
+        forked,
     })
 }
 

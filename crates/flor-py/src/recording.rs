@@ -207,7 +207,8 @@ fn commit<'py>(py: Python<'py>, exit_code: i32) -> PyResult<Option<Bound<'py, Py
 }
 
 /// Loads this module from its file alone (not the `flordb` package, which would
-/// configure a recorder) and commits the project's waiting runs to git.
+/// configure a recorder), commits the project's waiting runs to git and imports them
+/// into the cache.
 const FINISHER: &str = "import importlib.util as u, sys
 spec = u.spec_from_file_location('flordb._native', sys.argv[1])
 native = u.module_from_spec(spec)
@@ -216,7 +217,8 @@ native.finish_git(sys.argv[2])
 ";
 
 /// Starts a detached process that commits the finished run's file to git (see
-/// `flor_core::git::pending`), so that the exit does not wait for it. It shares no
+/// `flor_core::git::pending`) and imports it into the cache, so that the exit does not
+/// wait for either. It shares no
 /// pipe with this process, so whoever waits for this process's output is not kept
 /// waiting. If it cannot start, the commit is made here.
 fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> PyResult<()> {
@@ -264,10 +266,17 @@ fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> Py
 }
 
 /// finish_git(root) -> int: commits the project's runs that wait for git (the
-/// background finisher's entry point). Returns how many were committed.
+/// background finisher's entry point), then brings the query cache up to date, so that
+/// the next `flor.dataframe` or replay does not import the run on its own clock.
+/// Returns how many runs were committed.
 #[pyfunction]
 fn finish_git(py: Python<'_>, root: PathBuf) -> PyResult<usize> {
-    py.detach(|| git::finish_pending(&root)).map_err(to_py)
+    py.detach(|| {
+        let committed = git::finish_pending(&root)?;
+        flor_core::store::Store::open(&root)?.sync()?;
+        Ok(committed)
+    })
+    .map_err(to_py)
 }
 
 /// The active run as `(run_id, tstamp)`, or None before the first FlorDB call.

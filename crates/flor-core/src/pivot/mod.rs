@@ -387,6 +387,11 @@ mod tests {
         record_run(dir.path(), 0.01);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 12);
+        // lr, 6 losses, 2 val_acc, accuracy: the timings are not counted.
+        let counts = |store: &Store| -> Vec<i64> {
+            store.runs().unwrap().iter().map(|r| r.records).collect()
+        };
+        assert_eq!(counts(&store), [10, 10]);
         let files = store.layout().run_files().unwrap();
         std::fs::remove_file(&files[0]).unwrap();
         assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 6);
@@ -401,7 +406,9 @@ mod tests {
         std::fs::write(&files[1], lines.join("\n") + "\n").unwrap();
         let frame = dataframe(&store, &["loss"]).unwrap();
         assert_eq!(frame.len(), 5);
+        assert_eq!(counts(&store), [9]);
         assert_eq!(store.unpack().unwrap().imported, 1);
+        assert_eq!(counts(&store), [9]);
         assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 5);
     }
 

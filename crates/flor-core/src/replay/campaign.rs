@@ -53,6 +53,9 @@ pub struct Campaign {
     /// Whether the worker server is up already (it may start with the plan): the
     /// estimate then leaves its start-up out.
     pub server_ready: bool,
+    /// What a forked task costs beyond its predicted work, learned from the project's
+    /// previous replay ([`super::calibration`]).
+    pub task_overhead: f64,
 }
 
 /// One run's part of the replay.
@@ -212,6 +215,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         workers: req.workers.max(1),
         tag,
         server_ready: false,
+        task_overhead: super::calibration::forked_task_secs(&store.layout().flor_dir()),
     };
     let mut sources: HashMap<String, std::result::Result<String, String>> = HashMap::new();
     for info in selected {
@@ -482,7 +486,12 @@ fn loop_request(iterations: i64, want: &[i64], levels: &BTreeSet<usize>) -> Loop
 /// work gets several contiguous segments of its outer iterations, each from its own
 /// checkpoint, as long as a segment outweighs the set-up it repeats.
 fn split_tasks(c: &mut Campaign) {
-    let whole: Vec<f64> = c.runs.iter().map(|r| task_secs(r, None)).collect();
+    let overhead = c.task_overhead;
+    let whole: Vec<f64> = c
+        .runs
+        .iter()
+        .map(|r| task_secs(r, None, overhead))
+        .collect();
     let total: f64 = whole.iter().sum();
     let workers = c.workers as f64;
     for (r, &secs) in c.runs.iter_mut().zip(&whole) {
@@ -495,7 +504,7 @@ fn split_tasks(c: &mut Campaign) {
             }];
             continue;
         };
-        let fixed = r.target.timing.teardown + super::estimate::FORKED_TASK_SECS;
+        let fixed = r.target.timing.teardown + overhead;
         let mut k = if total > 0.0 {
             ((workers * secs / total).ceil() as usize).clamp(1, want.len())
         } else {
@@ -519,7 +528,7 @@ fn split_tasks(c: &mut Campaign) {
                         .collect()
                 };
                 Task {
-                    secs: task_secs(r, Some(&chunk)),
+                    secs: task_secs(r, Some(&chunk), overhead),
                     iterations: Some(chunk),
                     apply,
                 }
@@ -529,8 +538,8 @@ fn split_tasks(c: &mut Campaign) {
 }
 
 /// Estimated seconds of replaying `iters` (default: all wanted) of a run in one process
-/// forked from the worker server.
-fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
+/// forked from the worker server, which costs `overhead` beyond its work.
+fn task_secs(r: &RunReplay, iters: Option<&[i64]>, overhead: f64) -> f64 {
     let t = &r.target.timing;
     let manifests = &r.checkpoints;
     let Some(outer) = &r.outer else {
@@ -544,7 +553,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
         } else {
             0.0
         };
-        return t.forked_task_secs(&[], 0) + through;
+        return t.forked_task_secs(&[], 0, overhead) + through;
     };
     let iters = iters.unwrap_or(&outer.want);
     let p = plan(
@@ -553,7 +562,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>) -> f64 {
     );
     let steps: Vec<(i64, Action)> = p.steps.iter().map(|s| (s.iteration, s.action)).collect();
     let sizes: HashMap<Key, u64> = manifests.iter().map(|m| (m.key(), m.raw_bytes)).collect();
-    t.forked_task_secs(&steps, restored_bytes(&p, &steps, &sizes))
+    t.forked_task_secs(&steps, restored_bytes(&p, &steps, &sizes), overhead)
 }
 
 /// Names that are logged only after the loops in this run's version.

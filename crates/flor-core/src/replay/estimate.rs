@@ -17,12 +17,11 @@ use super::{Action, Plan};
 pub const RESTORE_SECS_PER_BYTE: f64 = 1.0e-9;
 /// Start-up assumed for a run that recorded no `time::boot` (older files).
 pub const DEFAULT_BOOT_SECS: f64 = 1.0;
-/// What a task forked from the replay worker server costs beyond the script's own work:
-/// the fork, `import flordb`, reading the run's records and checkpoint list, and the
-/// exit. Measured with bench/hindsight.py (FLOR_REPLAY_TIMINGS, 8 torch runs x 16 epochs,
-/// 2 cores): 0.55-0.6 s per task at first; since tasks skip the server's module finalizers
-/// at exit, 0.3 s in one run and 0.55 s in the next of the same code (a shared machine).
-pub const FORKED_TASK_SECS: f64 = 0.45;
+/// What a task forked from the replay worker server costs beyond the work the recorded
+/// timings predict (the fork, `import flordb`, finding the run, the script's set-up
+/// without its imports, the exit), until the project's own replays have measured it
+/// ([`super::calibration`]). Measured on bench/hindsight.py's project, 2 cores: 0.1-0.3 s.
+pub const FORKED_TASK_SECS: f64 = 0.25;
 
 /// The forward run's timings.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -104,9 +103,10 @@ impl Timing {
     /// [`Timing::task_secs`] for a task forked from the worker server: the server has
     /// imported what the script imports, and what those modules import lazily on first
     /// use (torch's optimizers import torch._dynamo: seconds of a torch script's setup),
-    /// so the task's setup is taken to cost nothing; [`Timing::start_secs`] is paid once.
-    pub fn forked_task_secs(&self, steps: &[(i64, Action)], restored: u64) -> f64 {
-        self.task_secs(steps, restored) - self.setup + FORKED_TASK_SECS
+    /// so the task's setup is taken to cost only `overhead` (with the fork and exit);
+    /// [`Timing::start_secs`] is paid once.
+    pub fn forked_task_secs(&self, steps: &[(i64, Action)], restored: u64, overhead: f64) -> f64 {
+        self.task_secs(steps, restored) - self.setup + overhead
     }
 
     /// A fresh process from its start to the first outer loop: what the worker server
@@ -229,7 +229,7 @@ mod tests {
             line("time::teardown", 0.5, None),
         ]);
         let steps = [(0, Action::Full), (1, Action::Full)];
-        let forked = t.forked_task_secs(&steps, 0);
+        let forked = t.forked_task_secs(&steps, 0, FORKED_TASK_SECS);
         assert!(
             (forked - (4.0 + 0.5 + FORKED_TASK_SECS)).abs() < 1e-9,
             "{forked}"

@@ -4,6 +4,7 @@
 //! the records go to a file under `.flor/replays/` that the store imports as
 //! `source = replay`.
 
+pub mod calibration;
 pub mod campaign;
 mod estimate;
 mod merge;

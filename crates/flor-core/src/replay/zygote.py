@@ -103,6 +103,9 @@ def run_task(task):
             finalizer.atexit = False
         os.chdir(task["cwd"])
         os.environ.update(task.get("env", {}))
+        # flordb ends a replay process itself at exit, except here: this function does,
+        # with the code it saw (python/flordb/_replay.py FORKED_TASK_ENV).
+        os.environ["FLORDB_FORKED_TASK"] = "1"
         script = task["argv"][0]
         sys.argv = list(task["argv"])
         sys.path[0] = os.path.dirname(os.path.abspath(script))

@@ -7,7 +7,7 @@ use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::runfile::{FileStatus, RunFile};
 use super::Store;
-use crate::record::{Source, Value};
+use crate::record::{Kind, Source, Value};
 use crate::{Error, Result};
 
 /// What a sync or unpack did.
@@ -49,9 +49,21 @@ fn file_key(path: &Path) -> String {
 }
 
 impl Store {
-    /// Imports every run file that is new or changed since the cache last saw it and
-    /// drops runs whose file is gone. Cheap when nothing changed: one directory listing.
+    /// Imports every run and replay file that is new or changed since the cache last saw
+    /// it and drops runs whose file is gone. Cheap when nothing changed: one directory
+    /// listing.
     pub fn sync(&self) -> Result<SyncReport> {
+        self.sync_files(true)
+    }
+
+    /// [`Store::sync`] without the replay files: what listing runs needs. A replay task
+    /// opens the store while other tasks' results land in `.flor/replays/`; importing
+    /// them there would be work for nothing.
+    pub(super) fn sync_runs(&self) -> Result<SyncReport> {
+        self.sync_files(false)
+    }
+
+    fn sync_files(&self, with_replays: bool) -> Result<SyncReport> {
         // Runs whose records commit was left for later get it now (`git::pending`). A
         // read never fails for git's sake: a run that cannot be committed is set aside.
         let _ = crate::git::finish_pending(self.layout.root());
@@ -104,7 +116,9 @@ impl Store {
             tx.commit()?;
             report.removed = gone.len();
         }
-        self.sync_replays(&replays, &mut report)?;
+        if with_replays {
+            self.sync_replays(&replays, &mut report)?;
+        }
         Ok(report)
     }
 
@@ -135,6 +149,11 @@ impl Store {
         let run_pk = upsert_run(&tx, &run)?;
         delete_records(&tx, run_pk, Source::Forward)?;
         let count = insert_records(&tx, run_pk, &run, Source::Forward, 0)?;
+        let logged = run.records.iter().filter(|r| r.kind != Kind::Time).count() as i64;
+        tx.execute(
+            "UPDATE runs SET records = ?1 WHERE run = ?2",
+            params![logged, run_pk],
+        )?;
         tx.execute(
             "INSERT INTO files(path, run, size, mtime_ns) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(path) DO UPDATE SET run = excluded.run, size = excluded.size, mtime_ns = excluded.mtime_ns",

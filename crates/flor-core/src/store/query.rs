@@ -33,6 +33,7 @@ pub struct RunInfo {
     pub exit_code: Option<i64>,
     pub start: Option<f64>,
     pub end: Option<f64>,
+    /// Records the run logged (timings not counted; replayed values neither).
     pub records: i64,
 }
 
@@ -81,13 +82,12 @@ impl RunInfo {
 impl Store {
     /// Every run, oldest first.
     pub fn runs(&self) -> Result<Vec<RunInfo>> {
-        self.sync()?;
+        self.sync_runs()?;
         let host = crate::record::hostname();
         let mut stmt = self.conn.prepare(
             "SELECT run_id, tstamp, projid, filename, script, branch, version, status, exit_code,
                     start, end, pid, host,
-                    (SELECT count(*) FROM records WHERE records.run = runs.run AND records.kind != 3),
-                    name
+                    records, name
              FROM runs ORDER BY start, tstamp, run_id",
         )?;
         let rows = stmt.query_map([], |r| {

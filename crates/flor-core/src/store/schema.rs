@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Bumped whenever the tables below change.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS runs(
@@ -26,7 +26,10 @@ CREATE TABLE IF NOT EXISTS runs(
     start REAL,
     end REAL,
     pid INTEGER,
-    host TEXT
+    host TEXT,
+    -- What the run logged (its records but the timings), counted at import: listing runs
+    -- must not count a million rows.
+    records INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS files(
     path TEXT PRIMARY KEY,
