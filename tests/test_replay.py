@@ -310,3 +310,22 @@ def test_forward_run_records_checkpoint_time(np_project: Project):
         """
     )
     assert len(recs) == 1 and recs[0] >= 0
+
+
+def test_a_replay_process_runs_every_exit_handler_and_keeps_its_exit_code(project: Project):
+    # A replay process ends right after the exit handlers, skipping the interpreter's
+    # teardown of the script's modules: every handler, registered before or after
+    # `import flordb`, still runs, and the exit code is the script's.
+    text = (
+        'import atexit\natexit.register(lambda: print("handler before flordb", flush=True))\n'
+        + TRAIN_NP
+        + 'atexit.register(lambda: print("handler after flordb", flush=True))\n'
+        + 'import sys\nif os.environ.get("END") == "raise":\n    raise RuntimeError("boom")\n'
+        + 'sys.exit(int(os.environ.get("END", "0")))\n'
+    )
+    forward(project, text)
+    for end, code in (("0", 0), ("3", 3), ("raise", 1)):
+        out = replay(project, "--apply", "val", check=False, env={"END": end})
+        assert out.returncode == code, (end, out.stderr)
+        assert "handler before flordb" in out.stdout and "handler after flordb" in out.stdout, out.stdout
+    assert len(rows(project, "val", "replay")) == 5
