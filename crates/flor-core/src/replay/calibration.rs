@@ -36,13 +36,20 @@ pub fn forked_task_secs(flor_dir: &Path) -> f64 {
         .unwrap_or(FORKED_TASK_SECS)
 }
 
+/// Tasks whose predicted work exceeds this many seconds teach nothing about the
+/// per-task cost: their error is the machine running faster or slower than when the
+/// runs were recorded, in proportion to the work.
+const MAX_WORK_SECS: f64 = 1.0;
+
 /// Learns from a finished replay: `used` is the per-task cost its estimates assumed,
-/// `tasks` each successful task's `(estimate, actual)` seconds. The median error moves
-/// the value (one slow task, a page-cache miss, does not). A failure to save is not an
-/// error: the next estimate uses the value it had.
+/// `tasks` each successful task's `(estimate, actual)` seconds. The median error of the
+/// tasks with little work moves the value (one slow task, a page-cache miss, does not);
+/// without such tasks the value stays. A failure to save is not an error: the next
+/// estimate uses the value it had.
 pub fn learn(flor_dir: &Path, used: f64, tasks: &[(f64, f64)]) {
     let mut errors: Vec<f64> = tasks
         .iter()
+        .filter(|(estimate, _)| estimate - used <= MAX_WORK_SECS)
         .map(|(estimate, actual)| actual - estimate)
         .filter(|e| e.is_finite())
         .collect();
@@ -81,16 +88,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(forked_task_secs(dir.path()), FORKED_TASK_SECS);
         // Tasks ran 0.1 s faster than estimated, one of them far slower: the median counts.
-        learn(dir.path(), 0.4, &[(1.0, 0.9), (2.0, 1.9), (1.0, 5.0)]);
+        learn(dir.path(), 0.4, &[(1.0, 0.9), (1.2, 1.1), (1.0, 5.0)]);
         assert!((forked_task_secs(dir.path()) - 0.3).abs() < 1e-9);
         // The next replay learns from the value it used.
         learn(dir.path(), 0.3, &[(1.0, 1.2), (1.0, 1.2)]);
         assert!((forked_task_secs(dir.path()) - 0.5).abs() < 1e-9);
-        // Nothing to learn from: the value stays.
+        // Nothing to learn from: the value stays. Long tasks (a step-level replay 5%
+        // slower than the recording) say how fast the machine is, not what a task costs.
         learn(dir.path(), 0.5, &[]);
+        learn(dir.path(), 0.5, &[(60.0, 63.0), (70.0, 73.5)]);
         assert!((forked_task_secs(dir.path()) - 0.5).abs() < 1e-9);
         // A value far below zero is bounded, and a corrupt file gives the default.
-        learn(dir.path(), 0.5, &[(10.0, 0.0)]);
+        learn(dir.path(), 0.5, &[(1.0, 0.0)]);
         assert_eq!(forked_task_secs(dir.path()), MIN_SECS);
         std::fs::write(path(dir.path()), "{not json").unwrap();
         assert_eq!(forked_task_secs(dir.path()), FORKED_TASK_SECS);
