@@ -28,7 +28,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iteration_exit, m)?)?;
     m.add_function(wrap_pyfunction!(commit, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;
-    m.add_function(wrap_pyfunction!(finish_git, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_runs, m)?)?;
     m.add_function(wrap_pyfunction!(crate::convert::set_object_hook, m)?)?;
     Ok(())
 }
@@ -213,14 +213,13 @@ const FINISHER: &str = "import importlib.util as u, sys
 spec = u.spec_from_file_location('flordb._native', sys.argv[1])
 native = u.module_from_spec(spec)
 spec.loader.exec_module(native)
-native.finish_git(sys.argv[2])
+native.finish_runs(sys.argv[2])
 ";
 
 /// Starts a detached process that commits the finished run's file to git (see
 /// `flor_core::git::pending`) and imports it into the cache, so that the exit does not
-/// wait for either. It shares no
-/// pipe with this process, so whoever waits for this process's output is not kept
-/// waiting. If it cannot start, the commit is made here.
+/// wait for either. It shares no pipe with this process, so whoever waits for this
+/// process's output is not kept waiting. If it cannot start, the commit is made here.
 fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> PyResult<()> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
@@ -265,12 +264,12 @@ fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> Py
     }
 }
 
-/// finish_git(root) -> int: commits the project's runs that wait for git (the
+/// finish_runs(root) -> int: commits the project's runs that wait for git (the
 /// background finisher's entry point), then brings the query cache up to date, so that
 /// the next `flor.dataframe` or replay does not import the run on its own clock.
 /// Returns how many runs were committed.
 #[pyfunction]
-fn finish_git(py: Python<'_>, root: PathBuf) -> PyResult<usize> {
+fn finish_runs(py: Python<'_>, root: PathBuf) -> PyResult<usize> {
     py.detach(|| {
         let committed = git::finish_pending(&root)?;
         flor_core::store::Store::open(&root)?.sync()?;
