@@ -551,8 +551,6 @@ fn execute(
     })
 }
 
-/// The interpreter: `--python`, the one the Python package runs in, the one the newest
-/// selected run used, or `python3`.
 type ServerStart = std::thread::JoinHandle<flor_core::Result<Zygote>>;
 
 /// Starts the worker server in the background, preloading `today`'s imports.
@@ -578,6 +576,8 @@ fn chosen_interpreter(args: &ReplayArgs) -> Option<String> {
     })
 }
 
+/// The interpreter: `--python`, the one the Python package runs in, the one the newest
+/// selected run used, or `python3`.
 fn interpreter(args: &ReplayArgs, c: &Campaign) -> String {
     chosen_interpreter(args)
         .or_else(|| {

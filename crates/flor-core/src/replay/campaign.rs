@@ -144,24 +144,29 @@ impl Campaign {
     }
 }
 
-/// Plans a replay of `req` over the project in `store`, with today's script read from
-/// the working tree of `repo`.
 /// The script whose statements are replayed: `--script`, else the newest run's.
 pub fn today_script(store: &Store, req: &Request) -> Result<String> {
     match &req.script {
         Some(s) => Ok(s.clone()),
-        None => store
-            .runs()?
-            .iter()
-            .rev()
-            .find_map(|r| r.script.clone())
-            .ok_or_else(|| Error::Replay("no recorded run to replay in this project".into())),
+        None => newest_script(&store.runs()?),
     }
 }
 
+fn newest_script(runs: &[RunInfo]) -> Result<String> {
+    runs.iter()
+        .rev()
+        .find_map(|r| r.script.clone())
+        .ok_or_else(|| Error::Replay("no recorded run to replay in this project".into()))
+}
+
+/// Plans a replay of `req` over the project in `store`, with today's script read from
+/// the working tree of `repo`.
 pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
     let all = store.runs()?;
-    let script = today_script(store, req)?;
+    let script = match &req.script {
+        Some(s) => s.clone(),
+        None => newest_script(&all)?,
+    };
     let today_path = repo.root().join(&script);
     let today = std::fs::read_to_string(&today_path).map_err(|e| Error::io(&today_path, e))?;
     let selectors: Vec<&str> = req.selectors.iter().map(String::as_str).collect();
