@@ -130,6 +130,42 @@ def test_break_and_exceptions_leave_no_stale_context(project: Project):
     assert sorted(r["time::iter::n"] for r in n) == [1, 3]
 
 
+def test_nested_loops_close_on_break_on_a_failing_iterable_and_refuse_bad_input(project: Project):
+    project.write(
+        "inner.py",
+        """
+        import flordb as flor
+
+        def items():
+            yield 1
+            raise KeyError("bad item")
+
+        for e in flor.loop("epoch", range(2)):
+            for s in flor.loop("step", range(5)):
+                if s == 1:
+                    break
+            flor.log("after_break", e)
+            try:
+                for s in flor.loop("batch", items()):
+                    pass
+            except KeyError:
+                pass
+            flor.log("after_failure", e)
+        try:
+            flor.loop("x", 5)
+        except TypeError:
+            flor.log("refused", 1)
+        flor.log("end", 1)
+        """,
+    )
+    project.run("inner.py")
+    assert [(r["epoch"], "step" in r) for r in project.frame("after_break")] == [(0, False), (1, False)]
+    assert [(r["epoch"], "batch" in r) for r in project.frame("after_failure")] == [(0, False), (1, False)]
+    assert project.frame("refused")[0]["refused"] == 1
+    end = project.frame("end")[0]
+    assert "epoch" not in end and "x" not in end
+
+
 def test_same_loop_name_may_nest(project: Project):
     project.write(
         "nest.py",

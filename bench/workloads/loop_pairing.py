@@ -11,27 +11,18 @@ process all arms share the memory layout, the data and the model.
 
 import os
 
-import numpy as np
-
 import flordb as flor
 from _paired import overhead, run_rounds
 from _report import report
-from mlp_core import accuracy, init_params, load_split, sgd_step
+from mlp_core import LR, accuracy, epoch_batches, setup, sgd_step
 
 ROUNDS = int(os.environ.get("BENCH_PAIR_ROUNDS", "120"))
-HIDDEN = int(os.environ.get("BENCH_HIDDEN", "500"))
-BATCH = 5
-LR = 0.05
-
-X_train, X_test, y_train, y_test = load_split(seed=0)
-params = init_params(np.random.default_rng(0), X_train.shape[1], HIDDEN)
-rng = np.random.default_rng(0)
+X_train, X_test, y_train, y_test, params, rng = setup()
 epochs = iter(range(1 << 30))
 
 
 def batches():
-    order = rng.permutation(len(X_train))
-    return [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+    return epoch_batches(rng, len(X_train))
 
 
 def with_flor():

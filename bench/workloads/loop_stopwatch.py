@@ -18,20 +18,12 @@ import os
 import statistics
 import time
 
-import numpy as np
-
 import flordb as flor
 from _report import report
-from mlp_core import accuracy, init_params, load_split, sgd_step
+from mlp_core import LR, accuracy, epoch_batches, setup, sgd_step
 
 EPOCHS = int(os.environ.get("BENCH_EPOCHS", "6"))
-HIDDEN = int(os.environ.get("BENCH_HIDDEN", "500"))
-BATCH = 5
-LR = 0.05
-
-X_train, X_test, y_train, y_test = load_split(seed=0)
-params = init_params(np.random.default_rng(0), X_train.shape[1], HIDDEN)
-rng = np.random.default_rng(0)
+X_train, X_test, y_train, y_test, params, rng = setup()
 clock = time.perf_counter
 
 timed: list[float] = []  # even steps: around the calls
@@ -51,8 +43,7 @@ while True:
     boundary_regions += 1
     if epoch is None:
         break
-    order = rng.permutation(len(X_train))
-    batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+    batches = epoch_batches(rng, len(X_train))
     t = clock()
     step_items = iter(flor.loop("step", enumerate(batches)))
     boundary += clock() - t

@@ -6,7 +6,12 @@ only in the FlorDB calls around the loop.  The tutorial script
 (`examples/tutorial/train.py`) is the same model, spelled out in one file.
 """
 
+import os
+
 import numpy as np
+
+BATCH = 5
+LR = 0.05
 
 # 1797 digits; holding out 13% leaves 1563 for training, 313 batches of 5:
 # the shape of the loop the issue's targets were measured on.
@@ -20,6 +25,20 @@ def load_split(seed=0):
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
     return train_test_split(X, y, test_size=TEST_SIZE, random_state=seed, stratify=y)
+
+
+def setup():
+    """What every (c) workload starts from: the split, the parameters (width from
+    BENCH_HIDDEN) and the generator that shuffles each epoch."""
+    X_train, X_test, y_train, y_test = load_split(seed=0)
+    params = init_params(np.random.default_rng(0), X_train.shape[1], int(os.environ.get("BENCH_HIDDEN", "500")))
+    return X_train, X_test, y_train, y_test, params, np.random.default_rng(0)
+
+
+def epoch_batches(rng, n):
+    """One epoch's shuffled index batches of BATCH."""
+    order = rng.permutation(n)
+    return [order[i : i + BATCH] for i in range(0, n, BATCH)]
 
 
 def init_params(rng, n_in, hidden, n_out=10):

@@ -6,24 +6,15 @@ validation accuracy still evaluated, just not logged).
 import os
 import time
 
-import numpy as np
-
 from _report import report
-from mlp_core import accuracy, init_params, load_split, sgd_step
+from mlp_core import LR, accuracy, epoch_batches, setup, sgd_step
 
 EPOCHS = int(os.environ.get("BENCH_EPOCHS", "20"))
-HIDDEN = int(os.environ.get("BENCH_HIDDEN", "500"))
-BATCH = 5
-LR = 0.05
-
-X_train, X_test, y_train, y_test = load_split(seed=0)
-params = init_params(np.random.default_rng(0), X_train.shape[1], HIDDEN)
-rng = np.random.default_rng(0)
+X_train, X_test, y_train, y_test, params, rng = setup()
 
 t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
 for epoch in range(EPOCHS):
-    order = rng.permutation(len(X_train))
-    batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+    batches = epoch_batches(rng, len(X_train))
     for step, idx in enumerate(batches):
         loss = sgd_step(params, X_train[idx], y_train[idx], LR)
     val_acc = accuracy(params, X_test, y_test)

@@ -100,9 +100,13 @@ def loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
     """
     if _replay.active():
         return _replay.loop(name, iterable)
+    depth = _native.loop_depth()
     if _ckpt.enrolled():
-        return _checkpointed_loop(name, iterable)
-    return _plain_loop(name, iterable)
+        if depth == 0:
+            return _checkpointed_loop(name, iterable)
+        # The state a nested loop leaves is checkpointed when the first-level one ends.
+        return _native.loop_iter(name, iterable, _ckpt.nested_exit if depth == 1 else None)
+    return _native.loop_iter(name, iterable)
 
 
 def _size(iterable: Iterable) -> int | None:
@@ -113,36 +117,19 @@ def _size(iterable: Iterable) -> int | None:
 
 
 def _checkpointed_loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
-    depth = _native.loop_enter(name)
-    step = _native.loop_next
-    outer = depth == 0
-    n = _size(iterable) if outer else None
-    try:
-        if outer:
-            _ckpt.outer_enter(name)
-        for i, item in enumerate(iterable):
-            step(depth, i, item)
-            if outer:
-                _ckpt.outer_start(i, n is not None and i == n - 1)
-            yield item
-            if outer:
-                _ckpt.outer_end(i)
-        if depth == 1:
-            _ckpt.nested_exit()
-    finally:
-        if outer:
-            _ckpt.outer_exit()
-        _native.loop_exit(depth)
-
-
-def _plain_loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
+    """The outermost loop under ``flor.checkpointing``: its boundaries take checkpoints."""
+    n = _size(iterable)
     depth = _native.loop_enter(name)
     step = _native.loop_next
     try:
+        _ckpt.outer_enter(name)
         for i, item in enumerate(iterable):
             step(depth, i, item)
+            _ckpt.outer_start(i, n is not None and i == n - 1)
             yield item
+            _ckpt.outer_end(i)
     finally:
+        _ckpt.outer_exit()
         _native.loop_exit(depth)
 
 

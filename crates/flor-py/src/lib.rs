@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 mod checkpoints;
 mod convert;
 mod errors;
+mod loops;
 mod reading;
 mod recording;
 mod replaying;
@@ -16,6 +17,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     recording::register(m)?;
+    m.add_class::<loops::Loop>()?;
+    m.add_function(wrap_pyfunction!(loops::loop_iter, m)?)?;
+    m.add_function(wrap_pyfunction!(loops::loop_depth, m)?)?;
     reading::register(m)?;
     checkpoints::register(m)?;
     replaying::register(m)?;

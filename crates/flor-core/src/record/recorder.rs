@@ -285,6 +285,11 @@ impl Recorder {
         self.stack_changed_from = Some(self.stack_changed_from.map_or(depth, |d| d.min(depth)));
     }
 
+    /// How many loops are open: the depth the next `loop_enter` returns.
+    pub fn depth(&self) -> usize {
+        self.frames.len()
+    }
+
     /// Enters a `flor.loop`; returns its depth, which `loop_next`/`loop_exit` take.
     pub fn loop_enter(&mut self, name: &str) -> Result<usize> {
         self.ensure_run()?;
