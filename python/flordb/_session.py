@@ -100,13 +100,13 @@ def loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
     """
     if _replay.active():
         return _replay.loop(name, iterable)
+    if not _ckpt.enrolled():
+        return _native.loop_iter(name, iterable)
     depth = _native.loop_depth()
-    if _ckpt.enrolled():
-        if depth == 0:
-            return _checkpointed_loop(name, iterable)
-        # The state a nested loop leaves is checkpointed when the first-level one ends.
-        return _native.loop_iter(name, iterable, _ckpt.nested_exit if depth == 1 else None)
-    return _native.loop_iter(name, iterable)
+    if depth == 0:
+        return _checkpointed_loop(name, iterable)
+    # The state a nested loop leaves is checkpointed when the first-level one ends.
+    return _native.loop_iter(name, iterable, _ckpt.nested_exit if depth == 1 else None)
 
 
 def _size(iterable: Iterable) -> int | None:
@@ -119,18 +119,16 @@ def _size(iterable: Iterable) -> int | None:
 def _checkpointed_loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
     """The outermost loop under ``flor.checkpointing``: its boundaries take checkpoints."""
     n = _size(iterable)
-    depth = _native.loop_enter(name)
-    step = _native.loop_next
+    steps = _native.loop_iter(name, iterable)
     try:
         _ckpt.outer_enter(name)
-        for i, item in enumerate(iterable):
-            step(depth, i, item)
+        for i, item in enumerate(steps):
             _ckpt.outer_start(i, n is not None and i == n - 1)
             yield item
             _ckpt.outer_end(i)
     finally:
         _ckpt.outer_exit()
-        _native.loop_exit(depth)
+        steps.close()
 
 
 @contextmanager

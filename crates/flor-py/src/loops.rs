@@ -54,7 +54,10 @@ pub(crate) fn loop_depth(py: Python<'_>) -> PyResult<usize> {
     with_recorder(py, |r| Ok(r.depth()))
 }
 
+#[pymethods]
 impl Loop {
+    /// Closes the loop's segment now (idempotent); the wrapping generator of the
+    /// checkpointed outer loop calls it from its `finally`.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
         if !self.open {
             return Ok(());
@@ -62,10 +65,7 @@ impl Loop {
         self.open = false;
         with_recorder(py, |r| r.loop_exit(self.depth))
     }
-}
 
-#[pymethods]
-impl Loop {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
     }

@@ -37,7 +37,7 @@ pub(crate) enum Msg {
     /// one channel hand-off (and at most one wake-up) per batch, not per value.
     Batch(Vec<Entry>),
     /// Write out everything received so far, then acknowledge.
-    Barrier(Sender<()>),
+    Barrier,
 }
 
 /// Entries per batch: hundreds of steps' worth (one wake-up of the writer each), in a
@@ -54,8 +54,8 @@ pub(crate) struct Writer {
     tx: Sender<Msg>,
     /// Emptied batches coming back from the writer.
     spares: Receiver<Vec<Entry>>,
-    ack_tx: Sender<()>,
-    ack_rx: Receiver<()>,
+    /// The writer's answer to each barrier.
+    acks: Receiver<()>,
     handle: JoinHandle<Result<u64>>,
 }
 
@@ -69,17 +69,16 @@ impl Writer {
             .map_err(|e| Error::io(path, e))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let (spare_tx, spares) = crossbeam_channel::bounded(SPARES);
-        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        let (ack_tx, acks) = crossbeam_channel::bounded(1);
         let path = path.to_path_buf();
         let handle = std::thread::Builder::new()
             .name("flor-writer".into())
-            .spawn(move || write_loop(&path, file, header, rx, spare_tx))
+            .spawn(move || write_loop(&path, file, header, rx, spare_tx, ack_tx))
             .map_err(|e| Error::io("flor-writer thread", e))?;
         Ok(Writer {
             tx,
             spares,
-            ack_tx,
-            ack_rx,
+            acks,
             handle,
         })
     }
@@ -103,8 +102,8 @@ impl Writer {
 
     /// Returns once every record sent before it is in the file (not yet fsynced).
     pub(crate) fn barrier(&self) {
-        if self.tx.send(Msg::Barrier(self.ack_tx.clone())).is_ok() {
-            let _ = self.ack_rx.recv();
+        if self.tx.send(Msg::Barrier).is_ok() {
+            let _ = self.acks.recv();
         }
     }
 
@@ -125,6 +124,7 @@ fn write_loop(
     header: LineHeader,
     rx: Receiver<Msg>,
     spares: Sender<Vec<Entry>>,
+    acks: Sender<()>,
 ) -> Result<u64> {
     let io = |e| Error::io(path, e);
     let mut buf = String::with_capacity(1 << 16);
@@ -171,12 +171,12 @@ fn write_loop(
                     let _ = spares.try_send(batch);
                 }
             }
-            Msg::Barrier(ack) => {
+            Msg::Barrier => {
                 if failure.is_none() {
                     failure = file.write_all(buf.as_bytes()).err().map(io);
                 }
                 buf.clear();
-                let _ = ack.send(());
+                let _ = acks.send(());
                 if failure.is_none() {
                     failure = file.sync_data().err().map(io);
                 }
