@@ -166,6 +166,44 @@ def test_nested_loops_close_on_break_on_a_failing_iterable_and_refuse_bad_input(
     assert "epoch" not in end and "x" not in end
 
 
+def test_log_and_loop_take_every_form_of_call(project: Project):
+    # The per-step calls are entered directly from CPython; the uncommon forms must
+    # behave as an ordinary function's would.
+    project.write(
+        "calls.py",
+        """
+        import numpy as np
+        import flordb as flor
+
+        v, big, npv = 2.5, 2**70, np.float64(0.125)
+        assert flor.log("same", v) is v and flor.log("npv", npv) is npv
+        assert flor.log("big", big) is big
+        assert flor.log(name="kw", value=3) == 3 and flor.log("half", value=4) == 4
+        refused = 0
+        for bad in [lambda: flor.log(5, 1.0), lambda: flor.log("x"), lambda: flor.log("x", 1, 2),
+                    lambda: flor.log("x", 1, nope=2)]:
+            try:
+                bad()
+            except TypeError:
+                refused += 1
+        flor.log("refused", refused)
+        steps = flor.loop("l", [10, 20, 30])
+        assert iter(steps) is steps and next(steps) == 10
+        flor.log("inside", 1)
+        steps.close(); steps.close()
+        assert list(steps) == []
+        flor.log("after_close", 1)
+        """,
+    )
+    project.run("calls.py")
+    assert project.frame("same")[0]["same"] == 2.5 and project.frame("npv")[0]["npv"] == 0.125
+    assert float(project.frame("big")[0]["big"]) == float(2**70)
+    assert project.frame("kw")[0]["kw"] == 3 and project.frame("half")[0]["half"] == 4
+    assert project.frame("refused")[0]["refused"] == 4
+    assert project.frame("inside")[0]["l"] == 0
+    assert "l" not in project.frame("after_close")[0]
+
+
 def test_same_loop_name_may_nest(project: Project):
     project.write(
         "nest.py",

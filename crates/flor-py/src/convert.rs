@@ -22,23 +22,11 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> Value {
 /// The value of `obj` when it has one of its own; `None` when it would be logged as
 /// `str(obj)` (which is left to the caller: it may be costly, or not wanted at all).
 fn structured_value(obj: &Bound<'_, PyAny>) -> Option<Value> {
-    if let Ok(f) = obj.cast_exact::<PyFloat>() {
-        return Some(Value::Float(f.value()));
-    }
-    if obj.is_none() {
-        return Some(Value::Null);
-    }
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Some(Value::Bool(b.is_true()));
+    if let Some(value) = plain_value(obj) {
+        return Some(value);
     }
     if let Ok(i) = obj.cast::<PyInt>() {
-        return Some(match i.extract::<i64>() {
-            Ok(i) => Value::Int(i),
-            Err(_) => big_int(obj),
-        });
-    }
-    if let Ok(f) = obj.cast::<PyFloat>() {
-        return Some(Value::Float(f.value()));
+        return Some(big_int(i.as_any()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
         return Some(Value::Str(s.to_string_lossy().into_owned()));
@@ -50,6 +38,27 @@ fn structured_value(obj: &Bound<'_, PyAny>) -> Option<Value> {
         return to_json(obj, 0, Leaves::Numbers).map(Value::Json);
     }
     scalar_item(obj).map(|item| to_value(&item))
+}
+
+/// The value of a float (numpy's `float64` included), an int that fits 64 bits, a bool or
+/// None: what nearly every `flor.log` in a training loop is given. `None` for anything else.
+pub(crate) fn plain_value(obj: &Bound<'_, PyAny>) -> Option<Value> {
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Some(Value::Float(f.value()));
+    }
+    if obj.is_none() {
+        return Some(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Some(Value::Bool(b.is_true()));
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return i.extract::<i64>().ok().map(Value::Int);
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Some(Value::Float(f.value()));
+    }
+    None
 }
 
 /// The Python callable `flor.log` consults; see [`to_logged_value`].
@@ -205,16 +214,32 @@ pub(crate) fn item_text(obj: &Bound<'_, PyAny>) -> Option<Item> {
     if let Ok(s) = obj.cast_exact::<PyString>() {
         return Some(Item::from(&*s.to_string_lossy()));
     }
-    let jsonable = obj.is_none()
-        || obj.is_instance_of::<PyBool>()
+    (!obj.is_none() && is_plain_json(obj, 0)).then(|| Item::from(text(obj).as_str()))
+}
+
+/// Whether `obj` is None, a bool, int, float or str, or a list, tuple or dict (string
+/// keys) of those. Builds nothing: it runs at every step of a loop over batches
+/// (`enumerate(loader)`), where it meets an array at once and says no.
+fn is_plain_json(obj: &Bound<'_, PyAny>, depth: usize) -> bool {
+    if obj.is_exact_instance_of::<PyFloat>() || obj.is_exact_instance_of::<PyInt>() {
+        return true;
+    }
+    if let Ok(tuple) = obj.cast::<PyTuple>() {
+        return depth < 64 && tuple.iter().all(|x| is_plain_json(&x, depth + 1));
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        return depth < 64 && list.iter().all(|x| is_plain_json(&x, depth + 1));
+    }
+    if let Ok(dict) = obj.cast::<PyDict>() {
+        return depth < 64
+            && dict
+                .iter()
+                .all(|(k, v)| k.is_instance_of::<PyString>() && is_plain_json(&v, depth + 1));
+    }
+    obj.is_none()
         || obj.is_instance_of::<PyInt>()
-        || obj.is_instance_of::<PyFloat>()
         || obj.is_instance_of::<PyString>()
-        || ((obj.is_instance_of::<PyList>()
-            || obj.is_instance_of::<PyTuple>()
-            || obj.is_instance_of::<PyDict>())
-            && to_json(obj, 0, Leaves::Plain).is_some());
-    (jsonable && !obj.is_none()).then(|| Item::from(text(obj).as_str()))
+        || obj.is_instance_of::<PyFloat>()
 }
 
 /// A value back as a Python object.

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 
 mod checkpoints;
 mod convert;
+mod entry;
 mod errors;
 mod loops;
 mod reading;
@@ -17,9 +18,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     recording::register(m)?;
-    m.add_class::<loops::Loop>()?;
-    m.add_function(wrap_pyfunction!(loops::loop_iter, m)?)?;
-    m.add_function(wrap_pyfunction!(loops::loop_depth, m)?)?;
+    loops::register(m)?;
     reading::register(m)?;
     checkpoints::register(m)?;
     replaying::register(m)?;

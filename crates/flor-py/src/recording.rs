@@ -19,7 +19,7 @@ static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure, m)?)?;
-    m.add_function(wrap_pyfunction!(log, m)?)?;
+    crate::entry::add_log(m, wrap_pyfunction!(log, m)?)?;
     m.add_function(wrap_pyfunction!(log_arg, m)?)?;
     m.add_function(wrap_pyfunction!(loop_enter, m)?)?;
     m.add_function(wrap_pyfunction!(loop_next, m)?)?;

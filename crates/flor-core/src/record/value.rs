@@ -112,6 +112,9 @@ fn write_float(f: f64, out: &mut String) {
     } else if f == f.trunc() && f.abs() < 1e16 {
         // Keep a decimal point so the value reads back as a float, as Python writes it.
         let _ = write!(out, "{f:.1}");
+    } else if f != 0.0 && !(1e-4..1e16).contains(&f.abs()) {
+        // Where Python's repr switches to an exponent: 1e16 must not read back as an int.
+        let _ = write!(out, "{f:e}");
     } else {
         let _ = write!(out, "{f}");
     }
@@ -223,6 +226,26 @@ mod tests {
         ] {
             assert_eq!(round_trip(&v), v, "{v:?}");
         }
+    }
+
+    #[test]
+    fn every_float_reads_back_bit_for_bit() {
+        // 2^70 once read back one ulp low; walk the exponents with varied mantissas.
+        let mut bits: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            bits = bits
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let f = f64::from_bits(bits);
+            if f.is_finite() {
+                assert_eq!(round_trip(&Value::Float(f)), Value::Float(f), "{f:e}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 19_000);
+        let f = 2f64.powi(70);
+        assert_eq!(round_trip(&Value::Float(f)), Value::Float(f));
     }
 
     #[test]
