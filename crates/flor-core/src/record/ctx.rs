@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::value::write_json_str;
+use super::Name;
 
 /// One enclosing loop as read back from a run file.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -36,7 +37,7 @@ impl From<&str> for Item {
 /// One loop of the live stack: its name, 0-based position and item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
-    pub name: Arc<str>,
+    pub name: Name,
     pub iteration: Option<i64>,
     pub item: Option<Item>,
 }

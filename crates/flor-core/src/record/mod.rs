@@ -15,7 +15,8 @@ pub(crate) use recorder::hostname;
 pub use recorder::{CommitSummary, Recorder, ReplaySink, RunConfig, RunStatus};
 pub use value::{parse_lenient, write_json_str, Value, ValueType};
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 /// What a record is (flordb's `type` field, plus 0 for FlorDB's own run metadata).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,11 +77,52 @@ impl Source {
     }
 }
 
+/// A record's or a loop's name. Names are interned for the life of the process (a
+/// script logs a handful of names over and over), so a name is a plain pointer: putting
+/// it into every record touches no reference count that the writer thread touches too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(&'static str);
+
+/// Every name interned so far: each distinct name is allocated once per process.
+static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+
+impl Name {
+    /// The process's one copy of `name`.
+    pub fn intern(name: &str) -> Name {
+        let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let names = names.get_or_insert_with(HashSet::new);
+        if let Some(known) = names.get(name) {
+            return Name(known);
+        }
+        let leaked: &'static str = Box::leak(name.into());
+        names.insert(leaked);
+        Name(leaked)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl From<&'static str> for Name {
+    fn from(name: &'static str) -> Self {
+        Name(name)
+    }
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
 /// One logged fact: a name and a value. Its loop context travels beside it (see
 /// `writer::Entry`).
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub name: Arc<str>,
+    pub name: Name,
     pub value: Value,
     pub kind: Kind,
     /// Whether this record is a hyper-parameter read by `flor.arg`.

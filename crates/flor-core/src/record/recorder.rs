@@ -6,14 +6,13 @@
 //! The hot path (`log`) does no I/O and allocates nothing: the record joins a batch for
 //! the writer thread, after the loop positions that changed since the last record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::writer::{Entry, Msg, Writer, BATCH, HEADROOM};
-use super::{identity, meta, Item, Kind, LineHeader, Position, Record, RunId, Value};
+use super::{identity, meta, Item, Kind, LineHeader, Name, Position, Record, RunId, Value};
 use crate::ckpt::{CkptWriter, Policy, Submission, WriterStats};
 use crate::git::{PendingRun, Repo, Snapshot};
 use crate::store::Layout;
@@ -91,7 +90,7 @@ impl ActiveRun {
 const RECENT_NAMES: usize = 8;
 
 struct Frame {
-    name: Arc<str>,
+    name: Name,
     iteration: Option<i64>,
     item: Option<Item>,
     /// Whether this frame is a `flor.iteration` block (one body) or a `flor.loop`.
@@ -128,8 +127,8 @@ pub struct Recorder {
     frames: Vec<Frame>,
     /// The shallowest frame changed since the writer last heard of the stack.
     stack_changed_from: Option<usize>,
-    names: HashMap<Box<str>, Arc<str>>,
-    recent: Vec<Arc<str>>,
+    /// The names used last, for the fast lookup in `intern`.
+    recent: Vec<Name>,
     setup_emitted: bool,
     main_work_end: Option<Instant>,
     warnings: Vec<String>,
@@ -156,7 +155,6 @@ impl Recorder {
             run: None,
             frames: Vec::new(),
             stack_changed_from: None,
-            names: HashMap::new(),
             recent: Vec::with_capacity(RECENT_NAMES),
             setup_emitted: false,
             boot: process_age(),
@@ -238,30 +236,19 @@ impl Recorder {
         Ok(())
     }
 
-    fn intern(&mut self, name: &str) -> Arc<str> {
+    fn intern(&mut self, name: &str) -> Name {
         // Scripts log a handful of names over and over: a short scan beats hashing.
-        if let Some(n) = self.recent.iter().find(|n| ***n == *name) {
-            return n.clone();
+        if let Some(n) = self.recent.iter().find(|n| n.as_str() == name) {
+            return *n;
         }
-        if let Some(n) = self.names.get(name) {
-            let n = n.clone();
-            self.remember(&n);
-            return n;
-        }
-        let n: Arc<str> = Arc::from(name);
-        self.names.insert(name.into(), n.clone());
-        self.remember(&n);
-        n
-    }
-
-    fn remember(&mut self, name: &Arc<str>) {
+        let n = Name::intern(name);
         if self.recent.len() == RECENT_NAMES {
             self.recent.remove(0);
         }
-        self.recent.push(name.clone());
+        self.recent.push(n);
+        n
     }
 
-    /// Tells the writer how the loop stack changed since the last record.
     fn sync_stack(&mut self) {
         let (Some(from), Some(run)) = (self.stack_changed_from, self.run.as_mut()) else {
             return;
@@ -272,7 +259,7 @@ impl Recorder {
         }
         for (depth, f) in self.frames.iter().enumerate().skip(from) {
             let position = Position {
-                name: f.name.clone(),
+                name: f.name,
                 iteration: f.iteration,
                 item: f.item.clone(),
             };

@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::record::{write_line, Kind, LineHeader, Record, Value};
 use crate::{Error, Result};
@@ -29,7 +28,7 @@ pub fn merge_parts(
         std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?);
     let header = LineHeader::new(&target.projid, &target.tstamp, &target.filename);
     let meta = Record {
-        name: Arc::from(PROVENANCE),
+        name: PROVENANCE.into(),
         value: Value::Json(provenance),
         kind: Kind::Meta,
         arg: false,
