@@ -218,9 +218,15 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     unsafe {
         let py = Python::assume_attached();
         let me = obj.cast::<LoopObject>();
-        // Dropped mid-loop: a `break`, or an exception leaving the body.
-        if let Err(err) = close(py, me) {
-            err.write_unraisable(py, None);
+        // Dropped mid-loop: a `break`, or an exception leaving the body. Nothing may
+        // unwind out of a destructor: an error (or a panic) is reported as unraisable.
+        let closed = run_entry(py, || {
+            close(py, me).map(|()| ffi::Py_NewRef(ffi::Py_None()))
+        });
+        if closed.is_null() {
+            ffi::PyErr_WriteUnraisable(ptr::null_mut());
+        } else {
+            ffi::Py_DECREF(closed);
         }
         ffi::Py_XDECREF((*me).on_complete);
         let ty = ffi::Py_TYPE(obj);

@@ -16,7 +16,7 @@ pub use recorder::{CommitSummary, Recorder, ReplaySink, RunConfig, RunStatus};
 pub use value::{parse_lenient, write_json_str, Value, ValueType};
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 /// What a record is (flordb's `type` field, plus 0 for FlorDB's own run metadata).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,13 +84,12 @@ impl Source {
 pub struct Name(&'static str);
 
 /// Every name interned so far: each distinct name is allocated once per process.
-static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+static NAMES: LazyLock<Mutex<HashSet<&'static str>>> = LazyLock::new(Default::default);
 
 impl Name {
     /// The process's one copy of `name`.
     pub fn intern(name: &str) -> Name {
         let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-        let names = names.get_or_insert_with(HashSet::new);
         if let Some(known) = names.get(name) {
             return Name(known);
         }
