@@ -243,7 +243,7 @@ def bench_overhead(impls: list[Impl], cfg: Config):
         Row("c", "training loop overhead, separate processes", "pct", loop_oh.get("ours"), loop_oh.get("flordb401"),
             note=f"{steps_txt}; median over {cfg.rounds} rounds of (loop with flor)/(loop without) - 1; "
                  "the A/A row shows that separate processes cannot resolve 1% here (the target is judged "
-                 "on the in-process pairing rows); "
+                 "on the stopwatch row at the issue's step weight); "
                  "quartiles of the ratios: " + ", ".join(
                      f"{k} {lo * 100:+.1f}%..{hi * 100:+.1f}%" for k, (lo, hi) in spread.items())),
         Row("c", "loop overhead, CPU of training thread", "pct", thread_oh.get("ours"), thread_oh.get("flordb401"),

@@ -304,6 +304,8 @@ class Row:
             return None
         if self.kind == "pct":
             return None  # a ratio of two overheads says little; show both
+        if self.ours <= 0 or self.ref <= 0:
+            return None  # a cost measured at or below zero is noise: no ratio
         try:
             return self.ref / self.ours if self.better == "lower" else self.ours / self.ref
         except ZeroDivisionError:
