@@ -142,7 +142,7 @@ fn text(obj: &Bound<'_, PyAny>) -> String {
 /// Which leaves [`to_json`] accepts besides Python's own scalars.
 #[derive(Clone, Copy, PartialEq)]
 enum Leaves {
-    /// Only None, bool, int, float and str (a loop item's text: cheap to reject).
+    /// Only None, bool, int, float and str (what a numpy or torch scalar's `.item()` gives).
     Plain,
     /// Also numpy/torch scalars, as numbers (a logged value).
     Numbers,
