@@ -4,7 +4,7 @@
 //! Inside a training loop each call finds its code evicted by the step, and then PyO3's
 //! entry alone (its attach bookkeeping, reference pool and panic trap, each on pages of
 //! their own) costs as much as the call's work: after a 4 ms numpy step an empty PyO3
-//! function took 5.6-6.8 us against 2.9-3.9 us for an empty plain C function.
+//! function took 5.1-6.8 us against 2.9-4.0 us for an empty plain C function.
 //!
 //! The unsafe code of the crate is here and in `loops`. CPython calls these functions
 //! with the GIL held, which is what `Python::assume_attached` asks for.
