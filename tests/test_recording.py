@@ -189,6 +189,10 @@ def test_log_and_loop_take_every_form_of_call(project: Project):
         flor.log("refused", refused)
         steps = flor.loop("l", [10, 20, 30])
         assert iter(steps) is steps and next(steps) == 10
+        try:
+            type(steps)()
+        except TypeError:
+            flor.log("not_constructible", 1)
         flor.log("inside", 1)
         steps.close(); steps.close()
         assert list(steps) == []
@@ -201,6 +205,7 @@ def test_log_and_loop_take_every_form_of_call(project: Project):
     assert project.frame("kw")[0]["kw"] == 3 and project.frame("half")[0]["half"] == 4
     assert project.frame("refused")[0]["refused"] == 4
     assert project.frame("inside")[0]["l"] == 0
+    assert project.frame("not_constructible")[0]["not_constructible"] == 1
     assert "l" not in project.frame("after_close")[0]
 
 

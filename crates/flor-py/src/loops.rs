@@ -85,7 +85,10 @@ fn create_type(py: Python<'_>) -> PyResult<Py<PyType>> {
         name: c"flordb._native.Loop".as_ptr(),
         basicsize: std::mem::size_of::<LoopObject>() as c_int,
         itemsize: 0,
-        flags: ffi::Py_TPFLAGS_DEFAULT as c_uint,
+        // Made only by `loop_iter`: `Loop()` from Python is refused with a TypeError.
+        flags: (ffi::Py_TPFLAGS_DEFAULT
+            | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION
+            | ffi::Py_TPFLAGS_IMMUTABLETYPE) as c_uint,
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: the spec and its slots are valid for the call; CPython copies what it

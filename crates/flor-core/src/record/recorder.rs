@@ -127,7 +127,6 @@ pub struct Recorder {
     frames: Vec<Frame>,
     /// The shallowest frame changed since the writer last heard of the stack.
     stack_changed_from: Option<usize>,
-    /// The names used last, for the fast lookup in `intern`.
     recent: Vec<Name>,
     setup_emitted: bool,
     main_work_end: Option<Instant>,
