@@ -1,6 +1,7 @@
 //! Checkpoints: taking them (the training thread copies each buffer once, here, with
-//! the GIL held; hashing, compression and writing happen on the engine's writer thread),
-//! listing them and reading them back verified (with the GIL released).
+//! the GIL held, into a buffer the writer gave back; hashing, compression and writing
+//! happen on the engine's writer thread), listing them and reading them back verified
+//! (with the GIL released).
 
 use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
@@ -68,9 +69,14 @@ fn ckpt_take(
 ) -> PyResult<()> {
     let started = std::time::Instant::now();
     let point = point_of(point)?;
-    let mut copied = Vec::with_capacity(leaves.len());
-    for leaf in leaves.iter() {
-        copied.push(PyBuffer::<u8>::get(&leaf)?.to_vec(py)?);
+    let buffers = leaves
+        .iter()
+        .map(|leaf| PyBuffer::<u8>::get(&leaf))
+        .collect::<PyResult<Vec<_>>>()?;
+    let lens: Vec<usize> = buffers.iter().map(PyBuffer::len_bytes).collect();
+    let mut copied = with_recorder(py, |r| Ok(r.ckpt_buffers(&lens)))?;
+    for (buffer, out) in buffers.iter().zip(&mut copied) {
+        buffer.copy_to_slice(py, out)?;
     }
     let key = match point {
         Point::End => Key::end(occurrence, iteration),

@@ -2,7 +2,7 @@
 //! used by replay to start any iteration without recomputing the ones before it.
 //!
 //! ```text
-//! .flor/objects/ab/cdef...          chunks: one per distinct buffer, blake3-named, zstd
+//! .flor/objects/ab/cdef...          chunks: one per distinct buffer, blake3-named, zstd where it pays
 //! .flor/ckpts/<run>/0_3_end.json    manifests: which chunks make up one checkpoint
 //! ```
 //!
@@ -15,6 +15,7 @@
 mod chunks;
 mod manifest;
 mod policy;
+mod spares;
 mod writer;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use std::path::Path;
 pub use chunks::{ChunkRef, ChunkStore};
 pub use manifest::{list, read as read_manifest, run_dir, Key, Manifest, ObjectInfo, Point};
 pub use policy::{Policy, DEFAULT_EPSILON};
+pub use spares::Spares;
 pub use writer::{CkptWriter, Submission, WriterStats};
 
 use crate::{Error, Result};

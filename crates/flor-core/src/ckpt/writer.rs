@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::chunks::{ChunkRef, ChunkStore};
 use super::manifest::{Key, Manifest, ObjectInfo, Point};
+use super::spares::Spares;
 use crate::{Error, Result};
 
 /// One checkpoint's state as copied out by the training thread.
@@ -54,8 +55,9 @@ pub struct CkptWriter {
 const QUEUE: usize = 2;
 
 impl CkptWriter {
-    /// Starts the writer of run `run_id` in the project whose `.flor/` is `flor_dir`.
-    pub fn spawn(flor_dir: PathBuf, run_id: String) -> Result<CkptWriter> {
+    /// Starts the writer of run `run_id` in the project whose `.flor/` is `flor_dir`;
+    /// it gives each checkpoint's leaf buffers back to `spares` once they are stored.
+    pub fn spawn(flor_dir: PathBuf, run_id: String, spares: Spares) -> Result<CkptWriter> {
         let manifests = super::manifest::run_dir(&flor_dir, &run_id)?;
         let store = ChunkStore::new(&flor_dir);
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
@@ -63,7 +65,7 @@ impl CkptWriter {
         let shared = stats.clone();
         let handle = std::thread::Builder::new()
             .name("flor-ckpt".into())
-            .spawn(move || write_loop(&store, &manifests, &run_id, &rx, &shared))
+            .spawn(move || write_loop(&store, &manifests, &run_id, &rx, &shared, &spares))
             .map_err(|e| Error::io("flor-ckpt thread", e))?;
         Ok(CkptWriter { tx, handle, stats })
     }
@@ -106,12 +108,13 @@ fn write_loop(
     run_id: &str,
     rx: &Receiver<Job>,
     stats: &Mutex<WriterStats>,
+    spares: &Spares,
 ) -> Option<Error> {
     // Chunks this thread stored or found: no second look at the disk for them.
     let mut known: HashSet<String> = HashSet::new();
     let mut failure = None;
     for job in rx {
-        let sub = match job {
+        let mut sub = match job {
             Job::Write(sub) => sub,
             Job::Flush(ack) => {
                 let _ = ack.send(());
@@ -119,7 +122,9 @@ fn write_loop(
             }
         };
         let started = std::time::Instant::now();
-        match write_one(store, manifests, run_id, &sub, &mut known) {
+        let written = write_one(store, manifests, run_id, &sub, &mut known);
+        spares.give(std::mem::take(&mut sub.leaves));
+        match written {
             Ok((raw, stored)) => {
                 let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
                 s.checkpoints += 1;
@@ -149,8 +154,7 @@ fn write_one(
         if known.contains(&r.hash) {
             return Ok(r);
         }
-        let (r, written) = store.put(data)?;
-        stored += written;
+        stored += store.put_hashed(&r, data)?;
         known.insert(r.hash.clone());
         Ok(r)
     };
@@ -191,7 +195,9 @@ mod tests {
     #[test]
     fn writes_manifests_and_deduplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = CkptWriter::spawn(dir.path().to_path_buf(), "run1".into()).unwrap();
+        let spares = Spares::default();
+        let writer =
+            CkptWriter::spawn(dir.path().to_path_buf(), "run1".into(), spares.clone()).unwrap();
         let weights = vec![3u8; 4096];
         for it in 0..3 {
             writer.submit(Submission {
@@ -208,6 +214,9 @@ mod tests {
         }
         let stats = writer.finish().unwrap();
         assert_eq!(stats.checkpoints, 3);
+        // Every leaf buffer came back for reuse.
+        assert_eq!(spares.take(&[4096]).len(), 1);
+        assert!(spares.held() >= 2 * (4096 + 16));
         let all = super::super::manifest::list(dir.path(), "run1").unwrap();
         assert_eq!(all.len(), 3);
         let store = ChunkStore::new(dir.path());

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::writer::{Entry, Msg, Writer, BATCH, HEADROOM};
 use super::{identity, meta, Item, Kind, LineHeader, Name, Position, Record, RunId, Value};
-use crate::ckpt::{CkptWriter, Policy, Submission, WriterStats};
+use crate::ckpt::{CkptWriter, Policy, Spares, Submission, WriterStats};
 use crate::git::{PendingRun, Repo, Snapshot};
 use crate::store::Layout;
 use crate::Result;
@@ -135,6 +135,8 @@ pub struct Recorder {
     /// In replay, whether the current iteration records nothing (it only rebuilds state).
     muted: bool,
     ckpt: Option<CkptWriter>,
+    /// Leaf buffers the checkpoint writer gave back, for the next checkpoint's copy.
+    spares: Spares,
     policy: Policy,
     ckpt_stats: Option<WriterStats>,
     /// Seconds from the interpreter's start to this recorder's creation (the imports
@@ -162,6 +164,7 @@ impl Recorder {
             replay: None,
             muted: false,
             ckpt: None,
+            spares: Spares::default(),
             policy: Policy::default(),
             ckpt_stats: None,
             defer_git: false,
@@ -524,7 +527,11 @@ impl Recorder {
                 .as_ref()
                 .map(|r| r.id.to_string())
                 .unwrap_or_default();
-            self.ckpt = Some(CkptWriter::spawn(self.layout.flor_dir(), id)?);
+            self.ckpt = Some(CkptWriter::spawn(
+                self.layout.flor_dir(),
+                id,
+                self.spares.clone(),
+            )?);
         }
         if let Some(w) = &self.ckpt {
             w.submit(submission);
@@ -532,6 +539,11 @@ impl Recorder {
         self.policy
             .charge(copy_secs + started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// Buffers of the given lengths for copying a checkpoint's leaves into.
+    pub fn ckpt_buffers(&self, lens: &[usize]) -> Vec<Vec<u8>> {
+        self.spares.take(lens)
     }
 
     /// What checkpointing did in the current (or last committed) run.
@@ -554,7 +566,9 @@ impl Recorder {
             return Ok(());
         };
         let spent = self.policy.spent();
-        match writer.finish() {
+        let finished = writer.finish();
+        self.spares.clear();
+        match finished {
             Ok(stats) => {
                 self.ckpt_stats = Some(stats);
                 self.emit("time::ckpt", Value::Float(spent), Kind::Time, false)?;
