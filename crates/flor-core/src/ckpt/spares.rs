@@ -59,7 +59,8 @@ impl Spares {
     }
 
     /// Bytes held.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
         let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         pool.iter().map(Vec::capacity).sum()
     }
