@@ -17,6 +17,10 @@
 //! assert!(result.source.ends_with("    flor.log('norm', net.norm())\n"));
 //! ```
 
+mod carried;
+mod carry;
+mod clock;
+mod effects;
 mod gumtree;
 mod nested;
 mod place;
@@ -26,8 +30,10 @@ mod tree;
 
 use std::fmt;
 
+pub use carried::CarriedVar;
 pub use sites::{LogSite, LoopKind, LoopSite, ScriptInfo, SiteName};
 
+use carry::Definitions;
 use gumtree::match_trees;
 use place::{splice, Context, Insertion};
 use rename::Renames;
@@ -116,11 +122,14 @@ impl fmt::Display for Reason {
 /// What became of one statement in one old version. Lines are 1-based lines of the spliced source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Spliced in; `line` is its first line in the spliced source, `text` the inserted lines.
+    /// Spliced in; `line` is its first line in the spliced source, `text` the inserted lines,
+    /// `carried` what it needed from today's script and was spliced in with it (`def
+    /// grad_norm`, `import math`; see `carry.rs`).
     Placed {
         name: String,
         line: usize,
         text: String,
+        carried: Vec<String>,
     },
     /// The old version already logs this name with the same arguments, at `line`.
     AlreadyPresent { name: String, line: usize },
@@ -142,7 +151,18 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Placed { name, line, .. } => write!(f, "{name}: placed at line {line}"),
+            Outcome::Placed {
+                name,
+                line,
+                carried,
+                ..
+            } => {
+                write!(f, "{name}: placed at line {line}")?;
+                if !carried.is_empty() {
+                    write!(f, "; carried from today's script: {}", carried.join(", "))?;
+                }
+                Ok(())
+            }
             Outcome::AlreadyPresent { name, line } => {
                 write!(f, "{name}: already present at line {line}")
             }
@@ -226,8 +246,11 @@ pub fn propagate(
         log_spelling: old.log_spelling(),
     };
 
+    let definitions = Definitions::new(&new);
+    let known = |name: &str| renames.knows(name);
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(selected.len());
     let mut insertions: Vec<(usize, Insertion)> = Vec::new();
+    let mut carried: Vec<Vec<NodeId>> = vec![Vec::new(); selected.len()];
     for (i, (name, stmt, call)) in selected.iter().enumerate() {
         let (stmt, call) = (*stmt, *call);
         if let Some(line) = already_present(&cx, name, stmt, call) {
@@ -237,9 +260,16 @@ pub fn propagate(
             }));
             continue;
         }
-        match cx.place(stmt, call, &excluded) {
-            Ok(ins) => {
+        let placed = cx.place(stmt, call, &excluded).and_then(|(ins, unbound)| {
+            definitions
+                .needed(unbound, &known)
+                .map(|defs| (ins, defs))
+                .map_err(|name| Reason::UnboundVariable { name })
+        });
+        match placed {
+            Ok((ins, defs)) => {
                 insertions.push((i, ins));
+                carried[i] = defs;
                 outcomes.push(None);
             }
             Err(reason) => outcomes.push(Some(Outcome::CannotPlace {
@@ -248,8 +278,20 @@ pub fn propagate(
             })),
         }
     }
-    let just: Vec<Insertion> = insertions.iter().map(|(_, ins)| ins.clone()).collect();
+    let mut all_carried: Vec<NodeId> = carried.iter().flatten().copied().collect();
+    all_carried.sort_unstable();
+    all_carried.dedup();
+    let mut just: Vec<Insertion> = insertions.iter().map(|(_, ins)| ins.clone()).collect();
+    if !all_carried.is_empty() {
+        let text: Vec<&str> = all_carried.iter().map(|&d| new_tree.text(d)).collect();
+        just.push(Insertion {
+            offset: carry::insertion_offset(&old_tree),
+            order: 0,
+            text: format!("{}\n\n", text.join("\n\n")),
+        });
+    }
     let (source, lines) = splice(old_src, &just);
+    let placed_count = insertions.len();
     // An old statement moves down by the lines inserted at or before its own line.
     for outcome in outcomes.iter_mut().flatten() {
         if let Outcome::AlreadyPresent { line, .. } = outcome {
@@ -262,11 +304,15 @@ pub fn propagate(
             *line += shift;
         }
     }
-    for ((i, ins), line) in insertions.into_iter().zip(lines) {
+    for ((i, ins), line) in insertions
+        .into_iter()
+        .zip(lines.into_iter().take(placed_count))
+    {
         outcomes[i] = Some(Outcome::Placed {
             name: selected[i].0.clone(),
             line,
             text: ins.text,
+            carried: carried[i].iter().map(|&d| definitions.label(d)).collect(),
         });
     }
     Ok(Propagation {

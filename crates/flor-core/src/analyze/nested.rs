@@ -9,14 +9,14 @@
 //!
 //! 1. In the nested loops (their headers and bodies, also inside helper functions, and any
 //!    level-1 statement that calls a helper running a `flor.loop`), a name is *stale* when it is
-//!    bound (`x = `, `x += `, `for x in`, `with .. as x`, `x :=`) or may be changed in place: the
-//!    root of an assigned attribute or item (`x.a = `, `x[k] = `), of a method call's receiver
-//!    (`x.append(v)`, `x.a.step()`) or of a call argument (`update(x)`). Changes in place are not
-//!    counted where the restore already fixes them or nothing is data: objects enrolled in
-//!    `flor.checkpointing(..)` / `MTK.checkpoints(..)` and whatever is reached through them
-//!    (`opt.step()`, `w -= g` on an enrolled array), imported names (`np.random.rand()`), the
-//!    arguments of FlorDB calls and of builtins that never change them (`len(x)`). Rebinding
-//!    always counts: after `model = f(model)` the name no longer holds the enrolled object.
+//!    bound or may be changed in place, by the rules of `effects.rs` (`x = `, `x.a = `,
+//!    `x.append(v)`, a helper of the script changing its argument; not `data.to(device)`'s
+//!    `device`). Changes in place are not counted where the restore already fixes them or
+//!    nothing is data: objects enrolled in `flor.checkpointing(..)` / `MTK.checkpoints(..)` and
+//!    whatever is reached through them (`opt.step()`, `w -= g` on an enrolled array), imported
+//!    names (`np.random.rand()`), the arguments of FlorDB calls and of builtins that never change
+//!    them (`len(x)`). Rebinding always counts: after `model = f(model)` the name no longer
+//!    holds the enrolled object.
 //! 2. At level 1, statements are followed in source order within one outer iteration. A statement
 //!    that reads a stale name makes stale everything it binds or changes (enrolled objects too: the
 //!    restore happened before it ran); one that reads none makes the names it rebinds fresh again,
@@ -32,50 +32,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::rename::free_variables;
-use super::sites::{Api, LoopKind, Script};
+use super::effects::{Effect, Facts, Names};
+use super::sites::{LoopKind, Script};
 use super::tree::NodeId;
-
-type Names<'s> = HashSet<&'s str>;
-
-/// Builtins that never change their arguments (`next` and `iter` are left out: they advance one).
-const PURE: &[&str] = &[
-    "abs",
-    "all",
-    "any",
-    "bool",
-    "dict",
-    "enumerate",
-    "float",
-    "format",
-    "int",
-    "isinstance",
-    "len",
-    "list",
-    "max",
-    "min",
-    "print",
-    "range",
-    "repr",
-    "round",
-    "set",
-    "sorted",
-    "str",
-    "sum",
-    "tuple",
-    "type",
-    "zip",
-];
-
-/// What one statement does to one name.
-#[derive(Debug, Clone, Copy)]
-struct Effect<'s> {
-    root: &'s str,
-    /// The expression changed: `x.a` for `x.a.step()`; the name itself for a binding.
-    path: &'s str,
-    /// A plain binding: afterwards the name holds a new value, whatever it held before.
-    rebind: bool,
-}
 
 /// The level-1 log statements that need their nested loops run in replay.
 pub(crate) struct Nested {
@@ -108,10 +67,7 @@ struct Analysis<'a, 't, 's> {
     chains: HashMap<NodeId, Vec<NodeId>>,
     /// Statements holding a log call.
     logs: HashSet<NodeId>,
-    /// Source text of the enrolled objects (`net`, `self.model`).
-    enrolled: Vec<&'s str>,
-    /// Names bound by imports.
-    imported: Names<'s>,
+    f: Facts<'a, 't, 's>,
     /// Names of functions that run a `flor.loop`, themselves or through the functions they call.
     runners: Names<'s>,
 }
@@ -150,49 +106,11 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             outer,
             chains,
             logs,
-            enrolled: Vec::new(),
-            imported: HashSet::new(),
+            f: Facts::new(s),
             runners: HashSet::new(),
         };
-        a.read_names();
         a.find_runners();
         a
-    }
-
-    fn read_names(&mut self) {
-        let t = self.s.tree;
-        for n in 0..t.len() {
-            match t.node(n).kind {
-                "call" if self.s.api_of(n) == Some(Api::Checkpointing) => {
-                    for arg in self.arguments(n) {
-                        let keyword = t.node(arg).kind == "keyword_argument";
-                        let name = t.field(arg, "name").map(|k| t.text(k));
-                        let value = if keyword {
-                            t.field(arg, "value")
-                        } else {
-                            Some(arg)
-                        };
-                        if name != Some("epsilon") {
-                            self.enrolled.extend(value.map(|v| t.text(v)));
-                        }
-                    }
-                }
-                "import_statement" | "import_from_statement" => {
-                    for &c in &t.node(n).children {
-                        let bound = match (t.node(c).kind, t.node(c).field) {
-                            ("aliased_import", _) => t.field(c, "alias"),
-                            ("dotted_name", f) if f != Some("module_name") => {
-                                // `import a.b` binds `a`; `from m import a` binds `a`.
-                                t.node(c).children.first().copied()
-                            }
-                            _ => None,
-                        };
-                        self.imported.extend(bound.map(|b| t.text(b)));
-                    }
-                }
-                _ => {}
-            }
-        }
     }
 
     fn find_runners(&mut self) {
@@ -223,12 +141,6 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
         }
     }
 
-    fn arguments(&self, call: NodeId) -> Vec<NodeId> {
-        let t = self.s.tree;
-        t.field(call, "arguments")
-            .map_or_else(Vec::new, |a| t.node(a).children.clone())
-    }
-
     fn calls_runner(&self, nodes: &[NodeId]) -> bool {
         let t = self.s.tree;
         nodes.iter().any(|&n| {
@@ -247,174 +159,29 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             .is_some_and(|(k, _)| *k == LoopKind::Loop)
     }
 
-    /// The nodes of a statement, without function or class definitions, and without the blocks
-    /// of a compound statement unless `bodies`.
     fn nodes(&self, stmt: NodeId, bodies: bool) -> Vec<NodeId> {
-        let t = self.s.tree;
-        let (mut n, end, mut out) = (stmt, stmt + t.node(stmt).size, Vec::new());
-        while n < end {
-            let kind = t.node(n).kind;
-            let def = matches!(kind, "function_definition" | "class_definition");
-            if n != stmt && (def || (!bodies && kind == "block")) {
-                n += t.node(n).size;
-                continue;
-            }
-            out.push(n);
-            n += 1;
-        }
-        out
+        self.f.nodes(stmt, bodies)
     }
 
-    /// Names a statement reads, leaving out the blocks of a compound statement.
     fn reads(&self, stmt: NodeId) -> Names<'s> {
-        let t = self.s.tree;
-        let own = self.nodes(stmt, false);
-        // The roots of what `nodes` left out.
-        let skip: Vec<NodeId> = own
-            .iter()
-            .flat_map(|&n| t.node(n).children.iter().copied())
-            .filter(|c| own.binary_search(c).is_err())
-            .collect();
-        free_variables(t, stmt, &skip)
-            .into_iter()
-            .filter(|&n| !self.is_bound_here(n))
-            .map(|n| t.text(n))
-            .collect()
-    }
-
-    /// Whether identifier `n` is the target of a plain binding (`n = `, `for n in`, `as n`,
-    /// `n :=`): the statement writes it without reading it.
-    fn is_bound_here(&self, n: NodeId) -> bool {
-        let t = self.s.tree;
-        let mut at = n;
-        while let Some(p) = t.node(at).parent {
-            let field = t.node(at).field;
-            match (t.node(p).kind, field) {
-                ("assignment" | "for_statement", Some("left"))
-                | ("as_pattern", Some("alias"))
-                | ("named_expression", Some("name")) => return true,
-                (
-                    "pattern_list"
-                    | "tuple_pattern"
-                    | "list_pattern"
-                    | "list_splat_pattern"
-                    | "parenthesized_expression"
-                    | "as_pattern_target",
-                    _,
-                ) => at = p,
-                _ => return false,
-            }
-        }
-        false
+        self.f.reads(stmt)
     }
 
     /// The effects of `nodes`; `restored`: inside nested loops, where the checkpoint restores the
-    /// enrolled objects after them.
+    /// enrolled objects after them. Changes in place of imported names (`np.random.rand()`) never
+    /// count; `w -= g` changes an enrolled array in place (only mutable objects enrol).
     fn effects(&self, nodes: &[NodeId], restored: bool) -> Vec<Effect<'s>> {
-        let t = self.s.tree;
-        let mut out = Vec::new();
-        for &n in nodes {
-            match t.node(n).kind {
-                "assignment" | "augmented_assignment" => {
-                    let augmented = t.node(n).kind == "augmented_assignment";
-                    if let Some(left) = t.field(n, "left") {
-                        self.target(left, augmented, &mut out);
-                    }
-                }
-                "for_statement" => {
-                    if let Some(left) = t.field(n, "left") {
-                        self.target(left, false, &mut out);
-                    }
-                }
-                "as_pattern" => {
-                    if let Some(alias) = t.field(n, "alias") {
-                        self.target(alias, false, &mut out);
-                    }
-                }
-                "named_expression" => {
-                    if let Some(name) = t.field(n, "name") {
-                        self.target(name, false, &mut out);
-                    }
-                }
-                "call" if self.s.api_of(n).is_none() => self.call(n, &mut out),
-                _ => {}
+        let mut out = self.f.effects(nodes);
+        for e in &mut out {
+            if e.augmented && self.f.is_enrolled(&e.path) {
+                e.rebind = false;
             }
         }
         out.retain(|e| {
-            e.rebind || !(self.imported.contains(e.root) || (restored && self.is_enrolled(e.path)))
+            e.rebind
+                || !(self.f.imported.contains(e.root) || (restored && self.f.is_enrolled(&e.path)))
         });
         out
-    }
-
-    fn target(&self, node: NodeId, augmented: bool, out: &mut Vec<Effect<'s>>) {
-        let t = self.s.tree;
-        match t.node(node).kind {
-            "identifier" => {
-                let name = t.text(node);
-                // `w -= g` changes an enrolled array in place (only mutable objects enrol).
-                let rebind = !(augmented && self.is_enrolled(name));
-                out.push(Effect {
-                    root: name,
-                    path: name,
-                    rebind,
-                });
-            }
-            "attribute" => out.extend(t.field(node, "object").and_then(|o| self.changed(o))),
-            "subscript" => out.extend(t.field(node, "value").and_then(|v| self.changed(v))),
-            _ => {
-                for &c in &t.node(node).children {
-                    self.target(c, augmented, out);
-                }
-            }
-        }
-    }
-
-    fn call(&self, call: NodeId, out: &mut Vec<Effect<'s>>) {
-        let t = self.s.tree;
-        let Some(function) = t.field(call, "function") else {
-            return;
-        };
-        if t.node(function).kind == "attribute" {
-            out.extend(t.field(function, "object").and_then(|o| self.changed(o)));
-        }
-        if t.node(function).kind == "identifier" && PURE.contains(&t.text(function)) {
-            return;
-        }
-        for arg in self.arguments(call) {
-            let value = match t.node(arg).kind {
-                "keyword_argument" => t.field(arg, "value"),
-                "list_splat" | "dictionary_splat" => t.node(arg).children.first().copied(),
-                _ => Some(arg),
-            };
-            out.extend(value.and_then(|v| self.changed(v)));
-        }
-    }
-
-    /// A change in place of the object `expr` names, when it is a name, attribute or item.
-    fn changed(&self, expr: NodeId) -> Option<Effect<'s>> {
-        let t = self.s.tree;
-        let mut root = expr;
-        loop {
-            root = match t.node(root).kind {
-                "identifier" => {
-                    return Some(Effect {
-                        root: t.text(root),
-                        path: t.text(expr),
-                        rebind: false,
-                    })
-                }
-                "attribute" => t.field(root, "object")?,
-                "subscript" => t.field(root, "value")?,
-                _ => return None,
-            };
-        }
-    }
-
-    fn is_enrolled(&self, path: &str) -> bool {
-        self.enrolled.iter().any(|e| {
-            path.strip_prefix(e)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-        })
     }
 
     /// The level-1 log statements of `outer` that need its nested loops.

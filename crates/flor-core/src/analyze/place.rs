@@ -48,13 +48,15 @@ impl<'s> Context<'_, 's> {
         self.old.tree
     }
 
-    /// Places the statement `stmt` (holding the log call `call`) of the new version.
+    /// Places the statement `stmt` (holding the log call `call`) of the new version. Also
+    /// returns the free names that have no counterpart in the old version (definitions to
+    /// carry from today's script, see `carry.rs`).
     pub fn place(
         &self,
         stmt: NodeId,
         call: NodeId,
         excluded: &[bool],
-    ) -> Result<Insertion, Reason> {
+    ) -> Result<(Insertion, Vec<&'s str>), Reason> {
         let (a, b) = (self.a(), self.b());
         let loops = self.new.chain(stmt);
         for (&l, name) in loops.iter().zip(self.new.chain_names(&loops)) {
@@ -97,13 +99,14 @@ impl<'s> Context<'_, 's> {
             Anchor::Before(d) => b.line_start(b.node(d).start),
             Anchor::Start(block) => self.block_start(block, site),
         };
-        let text = self.rewrite(stmt, call, site)?;
+        let (text, unbound) = self.rewrite(stmt, call, site)?;
         let text = reindent(&text, a.indent_of(stmt).unwrap_or(""), indent);
-        Ok(Insertion {
+        let ins = Insertion {
             offset,
             order: stmt,
             text,
-        })
+        };
+        Ok((ins, unbound))
     }
 
     /// Candidate anchors, best first.
@@ -193,20 +196,22 @@ impl<'s> Context<'_, 's> {
     }
 
     /// Today's statement text in the old version's names.
-    fn rewrite(&self, stmt: NodeId, call: NodeId, site: NodeId) -> Result<String, Reason> {
+    fn rewrite(
+        &self,
+        stmt: NodeId,
+        call: NodeId,
+        site: NodeId,
+    ) -> Result<(String, Vec<&'s str>), Reason> {
         let (a, b) = (self.a(), self.b());
         let function = a.field(call, "function").unwrap_or(call);
         let mut edits: Vec<(usize, usize, String)> = Vec::new();
+        let mut unbound = Vec::new();
         for v in free_variables(a, stmt, &[function]) {
             let name = a.text(v);
             match self.renames.translate(a, v, b, site, name) {
                 Some(old) if old == name => {}
                 Some(old) => edits.push((a.node(v).start, a.node(v).end, old.to_owned())),
-                None => {
-                    return Err(Reason::UnboundVariable {
-                        name: name.to_owned(),
-                    })
-                }
+                None => unbound.push(name),
             }
         }
         let (start, end) = (a.node(stmt).start, a.node(stmt).end);
@@ -235,7 +240,7 @@ impl<'s> Context<'_, 's> {
             at = e;
         }
         out.push_str(&a.src[at..end]);
-        Ok(out)
+        Ok((out, unbound))
     }
 
     /// The leaf tokens of a log statement, for deciding whether two statements are the same: the

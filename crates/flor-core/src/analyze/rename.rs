@@ -61,6 +61,11 @@ impl<'s> Renames<'s> {
         }
     }
 
+    /// Whether the old version has a variable `name`, or it is a builtin.
+    pub fn knows(&self, name: &str) -> bool {
+        self.old_names.contains(name) || is_builtin(name)
+    }
+
     /// The old name of an attribute, by majority; itself when nothing voted.
     pub fn translate_attribute(&self, name: &'s str) -> &'s str {
         self.attrs

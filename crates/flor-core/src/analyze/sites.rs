@@ -12,6 +12,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::carried::{carried, CarriedVar};
+use super::clock::clock_logs;
+use super::effects::Facts;
 use super::nested::Nested;
 use super::tree::{NodeId, Tree};
 
@@ -63,6 +66,9 @@ pub struct LogSite {
     /// At level 1: whether the statement reads something its outer iteration builds in a nested
     /// loop, so replaying it needs those nested loops run (see `nested.rs` for the rule).
     pub needs_nested: bool,
+    /// Its value depends on the clock or the machine (`time.time() - t0`): a replay does not
+    /// log it as recorded, so replay does not check it against the record (`clock.rs`).
+    pub clock: bool,
 }
 
 /// One `flor.loop` or `flor.iteration`.
@@ -72,8 +78,13 @@ pub struct LoopSite {
     pub kind: LoopKind,
     /// 1-based line of the `for` or `with` statement.
     pub line: usize,
+    /// 1-based last line of the statement, its body included.
+    pub end_line: usize,
     /// 1 for an outer loop, 2 for a loop nested in it, ...
     pub level: usize,
+    /// For an outer `flor.loop`: the state it carries from one iteration to the next
+    /// beyond its enrolled objects (see `carried.rs`), which its checkpoints capture.
+    pub carried: Vec<CarriedVar>,
 }
 
 /// What [`read_script`](super::read_script) finds in a script.
@@ -314,6 +325,11 @@ impl<'t, 's> Script<'t, 's> {
         }
     }
 
+    /// Whether `name` is bound to FlorDB or one of its functions.
+    pub fn is_flor_name(&self, name: &str) -> bool {
+        self.modules.contains(name) || self.functions.contains_key(name) || self.mtk.contains(name)
+    }
+
     fn is_module(&self, node: NodeId) -> bool {
         let tree = self.tree;
         tree.node(node).kind == "identifier" && self.modules.contains(tree.text(node))
@@ -484,6 +500,8 @@ impl<'t, 's> Script<'t, 's> {
     pub fn info(&self) -> ScriptInfo {
         let tree = self.tree;
         let nested = Nested::new(self);
+        let facts = Facts::new(self);
+        let clock = clock_logs(&facts);
         let sites = self
             .log_calls
             .iter()
@@ -497,6 +515,7 @@ impl<'t, 's> Script<'t, 's> {
                     level: loops.len(),
                     loops,
                     needs_nested: chain.len() == 1 && nested.needs_nested(chain[0], stmt),
+                    clock: clock.contains(&call),
                 }
             })
             .collect();
@@ -508,11 +527,19 @@ impl<'t, 's> Script<'t, 's> {
                     LoopName::Given(n) => n.clone(),
                     LoopName::Depth => SiteName::Literal(self.loop_name(id)),
                 };
+                let level = self.chain(id).len() + 1;
+                let end = tree.node(id).end.saturating_sub(1).max(tree.node(id).start);
                 let site = LoopSite {
                     name,
                     kind: *kind,
                     line: tree.line(id),
-                    level: self.chain(id).len() + 1,
+                    end_line: tree.src[..end].matches('\n').count() + 1,
+                    level,
+                    carried: if level == 1 && *kind == LoopKind::Loop {
+                        carried(&facts, id)
+                    } else {
+                        Vec::new()
+                    },
                 };
                 (id, site)
             })

@@ -1,0 +1,9 @@
+import numpy as np
+import flordb as flor
+
+w = np.zeros(3)
+for epoch in flor.loop("epoch", range(3)):
+    w += 1
+    scale = float(w.max())
+    flor.log("w0", float(w[0]))
+    flor.log("scaled", float(w[0]) / scale)
