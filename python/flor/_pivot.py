@@ -37,7 +37,7 @@ FROM records
 JOIN runs ON runs.run = records.run
 JOIN names ON names.name = records.name
 LEFT JOIN ctxs ON ctxs.ctx = records.ctx
-WHERE records.kind = 1
+WHERE records.kind = 1 AND names.text NOT LIKE 'flor::%'
 ORDER BY runs.tstamp, runs.run_id, records.source, records.seq
 """
 

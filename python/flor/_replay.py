@@ -46,9 +46,28 @@ def replay(
             hits = frame.query(where_clause, engine="python")
         except Exception as err:  # noqa: BLE001 - pandas raises many kinds for a bad clause
             raise ReplayError(f"where_clause {where_clause!r} failed on full_pivot(log_records()): {err}") from None
-        runs = list(dict.fromkeys(hits["runid"].astype(str)))
+        runs = _run_ids(hits)
         if not runs:
             print(f"flor.replay: no run matches {where_clause!r}", file=sys.stderr)
             return full_pivot(log_records())
     execute(names, runs, path, **options)
     return full_pivot(log_records())
+
+
+def _run_ids(hits) -> list[str]:
+    """The run ids of the matching rows: by run identity (name and start time together),
+    not by name, which several runs may share (``--flor baseline`` three times)."""
+    import os
+
+    import pandas as pd
+
+    from flordb import _native
+
+    _, rows = _native.query(os.getcwd(), "SELECT run_id, COALESCE(name, run_id), tstamp FROM runs", [], False)
+    by_key = {(runid, pd.Timestamp(tstamp)): run_id for run_id, runid, tstamp in rows}
+    out: list[str] = []
+    for runid, tstamp in zip(hits["runid"].astype(str), hits["tstamp"]):
+        run_id = by_key.get((runid, pd.Timestamp(tstamp)))
+        if run_id is not None and run_id not in out:
+            out.append(run_id)
+    return out

@@ -36,9 +36,11 @@ class Flags:
     iters: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     workers: int = 1
-    # Internal, for the replay orchestrator and its workers: which run, which file.
+    # Internal, for the replay orchestrator and its workers: which run, which file, and
+    # whether to recompute from the loop's start (after a segment diverged).
     replay_run: str | None = None
     replay_output: str | None = None
+    replay_from_start: bool = False
 
 
 _VALUED = ("--apply", "--iter", "--override", "--workers", "--replay_run", "--replay_output")
@@ -115,6 +117,10 @@ def take_flags(argv: list[str]) -> tuple[Flags, list[str]]:
             continue
         if token == "--replay_flor":
             flags.replay = True
+            i += 1
+            continue
+        if token == "--replay_from_start":
+            flags.replay_from_start = True
             i += 1
             continue
         flag, eq, inline = token.partition("=")

@@ -156,8 +156,11 @@ def _flatten(x: Any, leaves: list) -> Any:
     return x
 
 
-def snapshot(objs: dict[str, Any]) -> tuple[bytes, list, list[tuple[str, str]]]:
-    """The state of ``objs`` and the RNGs: (pickled skeleton, leaf buffers, objects)."""
+def snapshot(
+    objs: dict[str, Any], frame: Any = None, carried: list | None = None
+) -> tuple[bytes, list, list[tuple[str, str]], list | None]:
+    """The state of ``objs`` and the RNGs, plus the loop's ``carried`` state read from
+    ``frame`` (``_carried``): (pickled skeleton, leaf buffers, objects, carried infos)."""
     objects: dict[str, Any] = {}
     infos = []
     for name, obj in objs.items():
@@ -165,12 +168,17 @@ def snapshot(objs: dict[str, Any]) -> tuple[bytes, list, list[tuple[str, str]]]:
         objects[name] = (backend, st)
         infos.append((name, backend))
     leaves: list = []
-    skeleton = {"objects": _flatten(objects, leaves), "rng": _rng_state()}
+    skeleton: dict[str, Any] = {"objects": _flatten(objects, leaves), "rng": _rng_state()}
+    carried_infos = None
+    if carried is not None and frame is not None:
+        from . import _carried
+
+        skeleton["carried"], carried_infos = _carried.capture(frame, carried, objs, leaves)
     try:
         data = pickle.dumps(skeleton, protocol=5)
     except Exception as err:  # noqa: BLE001 - any pickling failure is the user's object
         raise CheckpointError(f"flor.checkpointing: an enrolled object cannot be pickled: {err}") from None
-    return data, leaves, infos
+    return data, leaves, infos, carried_infos
 
 
 # -- restoring ------------------------------------------------------------------------
@@ -230,6 +238,8 @@ def _restore_object(name: str, obj: Any, backend: str, state: Any) -> None:
         obj.bit_generator.state = state.bit_generator.state
     elif hasattr(obj, "setstate") and hasattr(state, "getstate"):
         obj.setstate(state.getstate())  # random.Random
+    elif hasattr(obj, "set_state") and hasattr(state, "get_state"):
+        obj.set_state(state.get_state())  # numpy's RandomState
     elif hasattr(obj, "__dict__") and hasattr(state, "__dict__"):
         obj.__dict__.clear()
         obj.__dict__.update(state.__dict__)
@@ -260,8 +270,9 @@ def _byte_tensor(state: Any) -> Any:
     return state
 
 
-def restore(objs: dict[str, Any], skeleton: bytes, leaves: list) -> None:
-    """Puts a checkpoint's state back into the live ``objs`` and the RNGs."""
+def restore(objs: dict[str, Any], skeleton: bytes, leaves: list, frame: Any = None) -> None:
+    """Puts a checkpoint's state back into the live ``objs`` and the RNGs, and its carried
+    state into ``frame`` (the frame running the loop)."""
     state = decode(skeleton, leaves)
     from ._native import ReplayError
 
@@ -273,6 +284,10 @@ def restore(objs: dict[str, Any], skeleton: bytes, leaves: list) -> None:
             )
         _restore_object(name, objs[name], backend, st)
     _set_rng(state["rng"])
+    if frame is not None and state.get("carried"):
+        from . import _carried
+
+        _carried.restore(frame, state["carried"], leaves)
 
 
 # -- taking, in forward runs ------------------------------------------------------------
@@ -285,6 +300,9 @@ class _Taking:
     epoch = -1
     take = False
     nested = 0
+    # The frame running the outer loop, and what the loop carries across iterations.
+    frame: Any = None
+    carried: list = []
 
 
 _taking = _Taking()
@@ -292,14 +310,19 @@ _taking = _Taking()
 
 def _take(iteration: int, point: str, index: int) -> None:
     started = time.perf_counter()
-    skeleton, leaves, infos = snapshot(_enrolled)
+    end = point == "end"
+    skeleton, leaves, infos, carried = snapshot(
+        _enrolled, _taking.frame if end else None, _taking.carried if end else None
+    )
     _native.ckpt_take(
         _taking.loop_name, _taking.occurrence, iteration, point, index, skeleton, leaves, infos,
-        time.perf_counter() - started,
+        time.perf_counter() - started, carried,
     )
 
 
 def outer_enter(name: str) -> None:
+    from . import _carried
+
     current = _native.current_run()
     run = current[0] if current else None
     if run != _taking.run:
@@ -307,6 +330,8 @@ def outer_enter(name: str) -> None:
     _taking.occurrence += 1
     _taking.loop_name = name
     _taking.take = False
+    _taking.frame = _carried.user_frame(sys._getframe(1))
+    _taking.carried = _carried.carried_for(_taking.frame)
     _take(-1, "end", 0)
 
 
@@ -330,6 +355,7 @@ def outer_end(iteration: int) -> None:
 
 def outer_exit() -> None:
     _taking.take = False
+    _taking.frame = None
 
 
 # -- reading back -----------------------------------------------------------------------
@@ -349,17 +375,25 @@ def _run_key(run: Any) -> str:
 def checkpoints(run: Any):
     """The checkpoints one run saved, as a DataFrame: one row per checkpoint and
     enrolled object, with columns ``run_id, loop, iteration, point, name, backend,
-    raw_bytes``. ``iteration`` -1 is the loop's entry; ``point`` is ``end`` (after the
-    iteration) or ``nestedK`` (after its K-th nested loop). Reads only manifests."""
+    raw_bytes, carried``. ``iteration`` -1 is the loop's entry; ``point`` is ``end``
+    (after the iteration) or ``nestedK`` (after its K-th nested loop). ``carried`` maps
+    each value the loop carries across iterations beyond its enrolled objects to how the
+    checkpoint saved it (``value``, ``state``, ``unchanged``, ``unbound``, ``ignored``,
+    or ``failed: why``; see ``flordb._carried``), ``None`` where nothing was read for it.
+    Reads only manifests."""
     import pandas as pd
 
     run_id, flor_dir = _native.resolve_run(os.getcwd(), _run_key(run))
     rows = []
     for m in _native.ckpt_list(str(flor_dir), run_id):
         point = "end" if m["point"] == "end" else f"nested{m['index']}"
+        carried = None
+        if m["carried"] is not None:
+            carried = {path: (f"{how}: {note}" if how == "failed" else how) for path, how, note in m["carried"]}
         for name, backend in m["objects"]:
-            rows.append((run_id, m["loop"], m["iteration"], point, name, backend, m["raw_bytes"]))
-    return pd.DataFrame(rows, columns=["run_id", "loop", "iteration", "point", "name", "backend", "raw_bytes"])
+            rows.append((run_id, m["loop"], m["iteration"], point, name, backend, m["raw_bytes"], carried))
+    columns = ["run_id", "loop", "iteration", "point", "name", "backend", "raw_bytes", "carried"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def load_checkpoint(run: Any, name: str | None = None, *, iteration: int | None = None, loop: str | None = None, map_location: Any = "cpu") -> Any:

@@ -16,6 +16,12 @@ loop generators:
 
 Only ``--apply`` names and args are recorded, as ``source=replay`` rows of the
 historical run, in ``.flor/replays/<run>/``. ``torch.save`` does nothing.
+
+Every value logged again under a name the recorded run logged is compared with the
+record (``crates/flor-core/src/record/verify.rs``). When one differs after a checkpoint
+was restored, the replay starts over from the loop's start (``--replay_from_start``: no
+checkpoint is restored, every earlier iteration is recomputed); when it differs even
+then, the replay fails and records nothing: the run cannot be reproduced here.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from . import _ckpt, _native
+from . import _carried, _ckpt, _environment, _native
 from ._argv import Flags
 from ._native import CheckpointError, ReplayError
 
@@ -35,6 +41,10 @@ from ._native import CheckpointError, ReplayError
 OVERRIDE_ALLOWED = {"device"}
 # Set by `flor replay`'s worker server in the tasks it forks (crates/flor-core/src/replay/zygote.py).
 FORKED_TASK_ENV = "FLORDB_FORKED_TASK"
+# The mismatch that made a replay start over from the loop's start (JSON), for its report.
+RETRY_ENV = "FLORDB_REPLAY_RETRY"
+# Exit status of a replay whose values differ from the record even from the start.
+DIVERGED_EXIT = 3
 
 
 class _Replay:
@@ -50,15 +60,37 @@ class _Replay:
         # level-1 statement that reads what the nested loops build counts as deeper: restoring
         # the checkpoint would leave those values stale (crates/flor-core/src/analyze/nested.rs).
         self.levels: dict[str, set[int]] = {}
-        for name, _line, level, loops, needs_nested in sites:
+        for name, _line, level, loops, needs_nested, _clock in sites:
             if level >= 1 and (not names or name in names):
                 self.levels.setdefault(loops[0], set()).add(2 if needs_nested else level)
+        # The check against the record: names it leaves out, and why.
+        self.skipped: dict[str, str] = {s[0]: "clock" for s in sites if s[0] and s[5]}
+        for name in os.environ.get("FLOR_REPLAY_NOVERIFY", "").split(","):
+            if name.strip():
+                self.skipped[name.strip()] = "asked"
+        # Level-1 names that read what the nested loops build: not compared where those are skipped.
+        self.stale = sorted({s[0] for s in sites if s[0] and s[2] == 1 and s[4]})
         self.occurrence = -1
         self.mode: str | None = None
         self.epoch = -1
         self.nested = 0
         self.muted = False
         self.restores = 0
+        # The frame running the outer loop (carried state is restored into it).
+        self.frame: Any = None
+        # What each outer loop's plan did, for the report: (loop, steps, set_aside).
+        self.plans: list[tuple[str, list, list]] = []
+        self.diverged: dict | None = None
+        # The settings the run had (`_environment`), which the replay runs under.
+        self.env: dict | None = json.loads(info["env"]) if info.get("env") else None
+        # Whether a child replays this process's share instead (it diverged).
+        self.handed_off = False
+        self.tag = ""
+        # The file this process's records go to (a task's part, or the part a replay by
+        # itself merges into its output at exit).
+        self.output_part = ""
+        # The script's own command line, for the processes a replay starts.
+        self.script_argv = list(sys.argv)
 
     def mute(self, muted: bool) -> None:
         if muted != self.muted:
@@ -72,7 +104,7 @@ class _Replay:
                 "replay needs the script's flor.checkpointing(...) block around the loop to restore state into"
             )
         skeleton, leaves = _native.ckpt_read(self.flor_dir, self.run_id, self.occurrence, iteration, point, index)
-        _ckpt.restore(objs, skeleton, leaves)
+        _ckpt.restore(objs, skeleton, leaves, self.frame if point == "end" else None)
         self.restores += 1
 
 
@@ -83,17 +115,56 @@ def active() -> bool:
     return _R is not None
 
 
+class _Scratch:
+    """Where ``torch.save`` writes in replay (never the user's files), and what it wrote."""
+
+    dir: str | None = None
+    files: dict[str, str] = {}
+
+
+def _scratch_path(path: str) -> str:
+    import atexit
+    import hashlib
+    import shutil
+    import tempfile
+
+    if _Scratch.dir is None:
+        _Scratch.dir = tempfile.mkdtemp(prefix="flordb-replay-")
+        atexit.register(shutil.rmtree, _Scratch.dir, True)
+    return os.path.join(_Scratch.dir, hashlib.sha1(path.encode()).hexdigest()[:16])
+
+
 def patch_torch() -> None:
-    """In replay, ``torch.save`` writes nothing: the user's files stay as they are."""
+    """In replay, ``torch.save`` to a path writes a scratch copy instead (the user's files
+    stay as they are), which a later ``torch.load`` of that path reads; saving into an
+    open file writes nothing."""
     torch = sys.modules.get("torch")
     if _R is None or torch is None or getattr(torch.save, "_flor_replay", False):
         return
+    import io
 
-    def save(*args: Any, **kwargs: Any) -> None:
+    original_save, original_load = torch.save, torch.load
+
+    def save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(f, io.BytesIO):
+            return original_save(obj, f, *args, **kwargs)
+        path = _real(f) if isinstance(f, (str, os.PathLike)) else None
+        if path is None:
+            return None
+        scratch = _scratch_path(path)
+        original_save(obj, scratch, *args, **kwargs)
+        _Scratch.files[path] = scratch
         return None
+
+    def load(f: Any, *args: Any, **kwargs: Any) -> Any:
+        path = _real(f) if isinstance(f, (str, os.PathLike)) else None
+        if path is not None and path in _Scratch.files:
+            f = _Scratch.files[path]
+        return original_load(f, *args, **kwargs)
 
     save._flor_replay = True  # type: ignore[attr-defined]
     torch.save = save
+    torch.load = load
 
 
 def requested(spec: str, n: int | None, loop: str) -> list[int]:
@@ -122,6 +193,23 @@ def arg_value(name: str, default: Any, cast) -> tuple[bool, Any]:
     return False, None
 
 
+def mute(muted: bool) -> None:
+    assert _R is not None
+    _R.mute(muted)
+
+
+def iteration_muted(name: str, idx: int | None) -> bool:
+    """Whether `--iter` leaves this `flor.iteration` body out of the replay's records."""
+    R = _R
+    assert R is not None
+    spec = R.flags.iters.get(name, "all")
+    if spec in ("all", "last") or R.muted:
+        return False
+    if spec == "none":
+        return True
+    return idx is None or int(idx) not in set(requested(spec, None, name))
+
+
 def loop(name: str, iterable: Iterable) -> Iterator:
     depth = _native.loop_enter(name)
     patch_torch()
@@ -137,10 +225,16 @@ def loop(name: str, iterable: Iterable) -> Iterator:
 def _outer(depth: int, name: str, iterable: Iterable) -> Iterator:
     R = _R
     assert R is not None
+    _unhide()
+    _environment.apply(R.env, announce=True)
     R.occurrence += 1
-    n = _size(iterable)
+    R.frame = _carried.user_frame(sys._getframe(1))
+    carried = [path for path, _ in _carried.carried_for(R.frame)]
+    # The recorded count wins: a run that stopped early (`break`) had fewer iterations
+    # than its iterable, and `last` is its last one.
+    n = R.loop_counts.get(name)
     if n is None:
-        n = R.loop_counts.get(name)
+        n = _size(iterable)
     if n is None:
         iterable = list(iterable)
         n = len(iterable)
@@ -148,7 +242,10 @@ def _outer(depth: int, name: str, iterable: Iterable) -> Iterator:
     want = requested(R.flags.iters.get(name, "all"), n, name) if levels else []
     own = want if 1 in levels else []
     full = want if any(level >= 2 for level in levels) else []
-    plan = _native.replay_plan(R.flor_dir, R.run_id, R.occurrence, n, own, full)
+    plan = _native.replay_plan(
+        R.flor_dir, R.run_id, R.occurrence, n, own, full, carried, not R.flags.replay_from_start
+    )
+    R.plans.append((name, plan["steps"], plan["set_aside"]))
     _explain(plan, name, n)
     steps = {it: (action, restore) for it, action, restore in plan["steps"]}
     last = max(steps) if steps else -1
@@ -163,10 +260,13 @@ def _outer(depth: int, name: str, iterable: Iterable) -> Iterator:
             R.restore(restore)
         R.mode, R.epoch, R.nested = action, i, 0
         R.mute(action == "silent")
+        _native.replay_skipping_nested(action == "own")
         _native.loop_next(depth, i, item)
         yield item
+        _check_divergence()
     R.mode = None
     R.mute(False)
+    _native.replay_skipping_nested(False)
     if plan["exit_restore"] is not None:
         R.restore(plan["exit_restore"])
 
@@ -176,6 +276,18 @@ def _explain(plan: dict, name: str, n: int) -> None:
     assert R is not None
     for key in plan["refused"]:
         print(f"flordb: replay: checkpoint {key} of run {R.run_id} is incomplete or corrupt; not used", file=sys.stderr)
+    aside = plan["set_aside"]
+    used = {restore for _, _, restore in plan["steps"] if restore is not None}
+    if aside and any(it > min(used | {n}) for it, _ in aside):
+        it, why = aside[0]
+        print(
+            f"flordb: replay: {len(aside)} checkpoint(s) of run {R.run_id} cannot start an iteration "
+            f"({name} {it}: {why}); replaying from earlier ones",
+            file=sys.stderr,
+        )
+    if R.flags.replay_from_start:
+        print(f"flordb: replay: run {R.run_id}: recomputing every {name} iteration from the start of the loop", file=sys.stderr)
+        return
     silent = [it for it, action, _ in plan["steps"] if action == "silent"]
     if plan["from_scratch"] and silent:
         why = (
@@ -269,6 +381,11 @@ def setup(flags: Flags) -> None:
         info = _native.replay_open(project, script, flags.replay_run, flags.apply, tag)
     except ReplayError as err:
         raise SystemExit(f"flordb: {err}") from None
+    if flags.replay_run is None:
+        # Started by the user (`python train.py --replay_flor`), not as a task of a larger
+        # replay: the script's own flags are the recorded run's, and its files are those it saw.
+        _use_recorded_argv(info, script)
+        _hide_until_loop(info["written_since"])
     rejected = sorted(k for k in flags.overrides if k in dict(info["args"]) and k not in OVERRIDE_ALLOWED)
     if rejected:
         raise SystemExit(
@@ -279,20 +396,300 @@ def setup(flags: Flags) -> None:
     if flags.workers > 1 and flags.replay_output is None and _orchestrate(flags, info, sites):
         # This process is task 0 now: same run, its own share of iterations and file.
         _R = _Replay(flags, info, sites, flags.apply)
-    output = flags.replay_output or info["output"]
-    _native.replay_start(info["run_id"], info["tstamp"], info["projid"], info["filename"], str(output), flags.apply)
-    patch_torch()
+    _R.tag = tag
+    # Tasks write a part; a replay by itself writes one too, merged at exit.
+    _R.output_part = flags.replay_output or f"{info['output']}.part0"
+    _native.replay_start(
+        info["run_id"], info["tstamp"], info["projid"], info["filename"], _R.output_part, flags.apply,
+        verify=os.environ.get("FLOR_REPLAY_VERIFY", "1") != "0",
+        skipped=_R.skipped, stale=_R.stale, tolerance=_tolerance(),
+    )
+    if "torch" in sys.modules:
+        patch_torch()
+        _environment.apply(_R.env, announce=True)
+    else:
+        sys.meta_path.insert(0, _TorchWatcher())
+    changed = _environment.differences(_R.env)
+    if changed:
+        print(
+            f"flordb: replay: run {info['run_id']} ran with other versions: {', '.join(changed)}; "
+            "values may differ in the last bits (the check against the record will say)",
+            file=sys.stderr,
+        )
+
+
+class _TorchWatcher:
+    """Patches torch's save and load (``patch_torch``) the moment a replayed script
+    imports torch, so that its set-up code already writes nothing of the user's."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            patch_torch()
+            if _R is not None:
+                _environment.apply(_R.env, announce=True)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _use_recorded_argv(info: dict, script: str) -> None:
+    """Replays with the script flags the run was started with (argparse's `--lr 0.1`):
+    given none, they are put back; given others, the replay is refused."""
+    import shlex
+
+    from ._argv import take_flags
+
+    recorded = list(info.get("argv") or [])
+    if not recorded:
+        return
+    _, rest = take_flags(recorded)
+    recorded_own, now_own = rest[1:], sys.argv[1:]
+    if now_own == recorded_own:
+        return
+    started = shlex.join(["python", *rest])
+    if not now_own:
+        sys.argv[1:] = recorded_own
+        print(f"flordb: replay: run {info['run_id']} was started as `{started}`; replaying it with those arguments", file=sys.stderr)
+        return
+    raise SystemExit(
+        f"flordb: replay: run {info['run_id']} was started as `{started}`, and replay reproduces that run: "
+        f"leave the script's own arguments out (`python {script} --replay_flor ...` takes them from the run); "
+        f"to train with `{shlex.join(now_own)}`, record a new run"
+    )
+
+
+class _Hidden:
+    """Files the replayed run did not see when it started (written after it by later runs,
+    or by itself: a `ckpt.pth` saved every epoch), hidden from the script until its first
+    outer loop starts, so a resume block (`if os.path.exists("ckpt.pth"): ...load...`)
+    takes the branch the run took. The `flor replay` command leaves them out of each
+    run's checkout instead."""
+
+    paths: set[str] = set()
+    saved: dict = {}
+
+
+def _real(path: Any) -> str | None:
+    try:
+        return os.path.realpath(os.fspath(path))
+    except (TypeError, ValueError):
+        return None
+
+
+def _hide_until_loop(paths: list) -> None:
+    import builtins
+    import pathlib
+
+    _Hidden.paths = {os.path.realpath(str(p)) for p in paths}
+    if not _Hidden.paths:
+        return
+
+    def hidden(path: Any) -> bool:
+        return not isinstance(path, int) and _real(path) in _Hidden.paths
+
+    def gone(original):
+        def check(path, *args, **kwargs):
+            return False if hidden(path) else original(path, *args, **kwargs)
+
+        return check
+
+    def missing(original):
+        def use(path, *args, **kwargs):
+            if hidden(path):
+                raise FileNotFoundError(2, "No such file or directory (written after the replayed run started)", str(path))
+            return original(path, *args, **kwargs)
+
+        return use
+
+    saved = _Hidden.saved
+    for owner, name, wrap in (
+        (os.path, "exists", gone),
+        (os.path, "isfile", gone),
+        (os.path, "isdir", gone),
+        (os.path, "lexists", gone),
+        (builtins, "open", missing),
+        (pathlib.Path, "exists", gone),
+        (pathlib.Path, "is_file", gone),
+        (pathlib.Path, "is_dir", gone),
+    ):
+        original = getattr(owner, name)
+        saved[(owner, name)] = original
+        setattr(owner, name, wrap(original))
+
+
+def _unhide() -> None:
+    for (owner, name), original in _Hidden.saved.items():
+        setattr(owner, name, original)
+    _Hidden.saved = {}
+    _Hidden.paths = set()
+
+
+def _tolerance() -> float:
+    text = os.environ.get("FLOR_REPLAY_TOLERANCE", "").strip()
+    if not text:
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:
+        raise SystemExit(f"flordb: FLOR_REPLAY_TOLERANCE={text!r}: expected a relative tolerance such as 1e-6 (0: bit for bit)")
+    return value
+
+
+# -- checking against the record ----------------------------------------------------------
+
+
+def _check_divergence() -> None:
+    """After an outer iteration (and at exit): a value that came back different from the
+    record starts the replay over from the loop's start, or, if it did start there, ends
+    it as a failure."""
+    R = _R
+    assert R is not None
+    found = _native.replay_divergence()
+    if found is None or R.diverged is not None:
+        return
+    R.diverged = found
+    if R.flags.replay_from_start or R.restores == 0:
+        _write_report(R.output_part)
+        _native.replay_abandon()
+        raise SystemExit(
+            f"flordb: replay: run {R.run_id} does not reproduce its recorded values even when recomputed "
+            f"from the start: {found['message']}. The run cannot be replayed exactly here (nondeterministic "
+            "code, other library versions or hardware, or input files changed since it ran); nothing was "
+            "recorded for it. FLOR_REPLAY_TOLERANCE=1e-6 accepts small float differences; "
+            "FLOR_REPLAY_NOVERIFY=NAME leaves a name that is not reproducible by nature out of the check"
+        )
+    print(
+        f"flordb: replay: run {R.run_id} diverged from its recorded values after a checkpoint was restored "
+        f"({found['message']}); replaying it again from the start of the loop",
+        file=sys.stderr,
+    )
+    _native.replay_abandon()
+    # A task of a larger replay keeps its file; a replay by itself merges its own at exit.
+    part = R.output_part if R.flags.replay_output is not None else None
+    argv = _task_argv(R.flags, R.flags.apply, R.flags.iters, part, R.run_id, from_start=True)
+    env = {k: v for k, v in os.environ.items() if k != FORKED_TASK_ENV}
+    env[RETRY_ENV] = json.dumps(found)
+    if _tasks is not None:
+        # This process also directs the other tasks (--workers): its share goes to a child.
+        _tasks.procs.append(subprocess.Popen(argv, env=env))
+        R.handed_off = True
+        raise _HandedOff(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)
+
+
+class _HandedOff(SystemExit):
+    """Ends this process's run of the script: a child replays its share instead."""
+
+
+def _task_argv(
+    flags: Flags, apply: list[str], iters: dict, output: str | None, run_id: str, from_start: bool = False
+) -> list[str]:
+    """The command line of a replay process for one share of the run."""
+    R = _R
+    script = R.script_argv if R is not None else list(sys.argv)
+    argv = [sys.executable, *script]
+    for key, value in flags.kwargs.items():
+        argv += ["--kwargs", f"{key}={value}"]
+    argv += ["--replay_flor", "--apply", ",".join(apply)]
+    for loop_name, spec in iters.items():
+        argv += ["--iter", f"{loop_name}={spec}"]
+    for key, value in flags.overrides.items():
+        argv += ["--override", f"{key}={value}"]
+    argv += ["--replay_run", run_id]
+    if output is not None:
+        argv += ["--replay_output", output]
+    if from_start:
+        argv.append("--replay_from_start")
+    return argv
+
+
+_exit_status: int | None = None
+
+
+def forced_exit() -> int | None:
+    """The exit status a replay must end with whatever the script did, if any: a check
+    that failed even from the start, or tasks that failed."""
+    R = _R
+    if R is not None and R.diverged is not None and not R.handed_off and (R.flags.replay_from_start or R.restores == 0):
+        return DIVERGED_EXIT
+    return _exit_status
+
+
+def before_commit() -> None:
+    """At exit, before the replay's file is completed: what was logged after the loop is
+    checked too (a divergence there starts over or fails, as inside the loop)."""
+    R = _R
+    if R is None or R.diverged is not None:
+        return
+    try:
+        _check_divergence()
+    except _HandedOff:
+        pass
+    except SystemExit as stop:
+        print(stop.code, file=sys.stderr)
+
+
+def _write_report(part: str) -> None:
+    """The check's findings beside the replay's file, for the merge and the report."""
+    R = _R
+    assert R is not None
+    text = _native.replay_report()
+    retry = os.environ.get(RETRY_ENV)
+    report = {
+        "run_id": R.run_id,
+        "from_start": R.flags.replay_from_start,
+        "retry_of": json.loads(retry) if retry else None,
+        "diverged": R.diverged,
+        "restores": R.restores,
+        "check": json.loads(text) if text else None,
+        "plans": [{"loop": loop, "steps": steps, "set_aside": aside} for loop, steps, aside in R.plans],
+    }
+    path = Path(part + ".verify.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report))
+    os.replace(tmp, path)
 
 
 def summary(result: dict | None, failed: bool) -> None:
-    """At exit: reports the replay (and merges the tasks' files under --workers)."""
+    """At exit, once the replay's file is complete: writes the check's report, merges the
+    replay's file(s) and reports."""
+    R = _R
+    if R is None:
+        return
+    if result is not None and R.diverged is None:
+        _write_report(R.output_part)
     if _tasks is not None:
-        _finish_tasks(ok=not failed)
+        _finish_tasks(ok=not failed and (R.diverged is None or R.handed_off))
         return
-    if _R is None or failed or result is None or _R.flags.replay_output is not None:
+    if failed or result is None or R.diverged is not None or R.flags.replay_output is not None:
         return
-    rel = os.path.relpath(_R.output)
-    print(f"flordb: replayed run {_R.run_id}: {result['records']} record(s) in {rel}", file=sys.stderr)
+    records = _native.replay_merge([R.output_part], str(R.output), _provenance())
+    rel = os.path.relpath(R.output)
+    print(f"flordb: replayed run {R.run_id}: {records} record(s) in {rel}", file=sys.stderr)
+
+
+def _provenance() -> str:
+    R = _R
+    assert R is not None
+    script = _native.script_info()[1]
+    return json.dumps({"script": script, "statements": [{"name": n} for n in R.names], "request": R.tag})
 
 
 class _Tasks:
@@ -329,15 +726,8 @@ def _orchestrate(flags: Flags, info: dict, sites: list) -> bool:
     task_names = [names if j == k - 1 else [x for x in names if x in deep] for j in range(k)]
     for j in range(1, k):
         # Run-level statements go to the last task only.
-        argv = [sys.executable, sys.argv[0], *sys.argv[1:], "--replay_flor", "--apply", ",".join(task_names[j])]
-        for loop_name, spec in flags.iters.items():
-            if loop_name != outer:
-                argv += ["--iter", f"{loop_name}={spec}"]
-        argv += ["--iter", f"{outer}={','.join(map(str, chunks[j]))}"]
-        for key, value in flags.overrides.items():
-            argv += ["--override", f"{key}={value}"]
-        argv += ["--replay_run", info["run_id"], "--replay_output", str(parts[j])]
-        procs.append(subprocess.Popen(argv))
+        iters = {**flags.iters, outer: ",".join(map(str, chunks[j]))}
+        procs.append(subprocess.Popen(_task_argv(flags, task_names[j], iters, str(parts[j]), info["run_id"])))
     flags.apply = task_names[0]
     flags.iters[outer] = ",".join(map(str, chunks[0]))
     flags.replay_output = str(parts[0])
@@ -349,32 +739,18 @@ def _finish_tasks(ok: bool) -> None:
     t = _tasks
     assert t is not None
     codes = [p.wait() for p in t.procs]
-    failed = [j + 1 for j, c in enumerate(codes) if c != 0] + ([] if ok else [0])
+    # A task handed to a child (it diverged) counts by the child's status.
+    failed = [j for j, c in enumerate(codes) if c != 0] + ([] if ok else ["this process"])
     if failed:
+        global _exit_status
         for p in t.parts:
             p.unlink(missing_ok=True)
-        print(f"flordb: replay: task(s) {sorted(failed)} of {len(t.parts)} failed; nothing was recorded", file=sys.stderr)
+            Path(str(p) + ".verify.json").unlink(missing_ok=True)
+        print(f"flordb: replay: {len(failed)} of {len(t.parts)} task(s) failed; nothing was recorded", file=sys.stderr)
+        _exit_status = 1
         return
-    _merge(t.parts, t.output)
-    records = sum(1 for _ in t.output.open())
+    records = _native.replay_merge([str(p) for p in t.parts], str(t.output), _provenance())
     print(
         f"flordb: replayed run {t.run_id} in {len(t.parts)} processes: {records} record(s) in {os.path.relpath(t.output)}",
         file=sys.stderr,
     )
-
-
-def _merge(parts: list[Path], output: Path) -> None:
-    tmp = output.with_name(output.name + ".tmp")
-    with tmp.open("w") as out:
-        for j, part in enumerate(parts):
-            if not part.exists():  # a task that recorded nothing
-                continue
-            with part.open() as f:
-                for line in f:
-                    # Every task records the args; the first task's copy is kept.
-                    if j > 0 and json.loads(line).get("arg"):
-                        continue
-                    out.write(line)
-    os.replace(tmp, output)
-    for part in parts:
-        part.unlink(missing_ok=True)

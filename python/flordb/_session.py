@@ -16,7 +16,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, TypeVar
 
-from . import _argv, _artifacts, _ckpt, _interactive, _native, _replay
+from . import _argv, _artifacts, _ckpt, _environment, _interactive, _native, _replay
 from ._native import FlorError
 
 T = TypeVar("T")
@@ -34,6 +34,8 @@ class _State:
     flags = _argv.Flags()
     exit_code: int | None = None
     read_args: set[str] = set()
+    # The run whose settings (`_environment`) are recorded.
+    env_run: str | None = None
 
 
 _state = _State()
@@ -84,7 +86,8 @@ def arg(name: str, default: Any = None) -> Any:
     elif default is not None:
         value = default
     else:
-        raise ArgError(f"flor.arg({name!r}) has no default and no value was given: pass --kwargs {name}=VALUE")
+        how = f"--override {name}=VALUE" if _replay.active() else f"--kwargs {name}=VALUE"
+        raise ArgError(f"flor.arg({name!r}) has no default and no value was given: pass {how}")
     _native.log_arg(name, value)
     return value
 
@@ -100,9 +103,14 @@ def loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
     """
     if _replay.active():
         return _replay.loop(name, iterable)
+    depth = _native.loop_depth()
+    if depth == 0:
+        current = _native.current_run()
+        if current is None or current[0] != _state.env_run:
+            _environment.record(_native)
+            _state.env_run = _native.current_run()[0]
     if not _ckpt.enrolled():
         return _native.loop_iter(name, iterable)
-    depth = _native.loop_depth()
     if depth == 0:
         return _checkpointed_loop(name, iterable)
     # The state a nested loop leaves is checkpointed when the first-level one ends.
@@ -133,11 +141,19 @@ def _checkpointed_loop(name: str, iterable: Iterable[T]) -> Iterator[T]:
 
 @contextmanager
 def iteration(name: str, idx: int | None = None, value: Any = None) -> Iterator[None]:
-    """One iteration of a loop FlorDB does not drive (a request, a file, a process)."""
+    """One iteration of a loop FlorDB does not drive (a request, a file, a process).
+
+    In replay the body always runs (later code may depend on it); ``--iter NAME=0,2``
+    records only those indices, ``--iter NAME=none`` none."""
     depth = _native.iteration_enter(name, None if idx is None else int(idx), value)
+    muted = _replay.active() and _replay.iteration_muted(name, idx)
+    if muted:
+        _replay.mute(True)
     try:
         yield
     finally:
+        if muted:
+            _replay.mute(False)
         _native.iteration_exit(depth)
 
 
@@ -195,6 +211,8 @@ def _report_flor_error(err: FlorError, tb: Any) -> None:
 
 def _at_exit() -> None:
     unread = sorted(set(_state.flags.kwargs) - _state.read_args)
+    if _replay.active():
+        _replay.before_commit()
     try:
         summary = _native.commit(_state.exit_code or 0)
     except FlorError as err:
@@ -202,11 +220,12 @@ def _at_exit() -> None:
         return
     if _replay.active():
         _replay.summary(summary, failed=bool(_state.exit_code))
-    if summary and unread:
+    if summary and unread and not _replay.active():
         names = ", ".join(unread)
         print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
     if _replay.active() and not os.environ.get(_replay.FORKED_TASK_ENV):
-        _end_replay_process(_state.exit_code or 0)
+        forced = _replay.forced_exit()
+        _end_replay_process(forced if forced is not None else _state.exit_code or 0)
 
 
 def _end_replay_process(code: int) -> None:

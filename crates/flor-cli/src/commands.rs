@@ -67,6 +67,15 @@ pub(crate) struct QueryArgs {
     all: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointsArgs {
+    /// The run (its run_id, tstamp or --flor name; default: the newest run).
+    run: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
 pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32> {
     let start = match project {
         Some(p) => p,
@@ -95,6 +104,30 @@ pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32
             let result = open()?.query(&args.sql, &params, args.write)?;
             let frame = rows_frame(&result.columns, result.rows);
             print_frame(&frame, args.format, args.all)?;
+            Ok(0)
+        }
+        Command::Checkpoints(args) => {
+            let store = open()?;
+            let runs = store.runs()?;
+            let run = match &args.run {
+                Some(wanted) => runs.iter().find(|r| {
+                    r.run_id == *wanted || r.tstamp == *wanted || r.name.as_deref() == Some(wanted)
+                }),
+                None => runs.last(),
+            }
+            .with_context(|| match &args.run {
+                Some(w) => format!("no recorded run {w:?} in this project (flor runs lists them)"),
+                None => "no recorded run in this project".to_string(),
+            })?;
+            let manifests = flor_core::ckpt::list(&store.layout().flor_dir(), &run.run_id)?;
+            if manifests.is_empty() {
+                eprintln!(
+                    "run {} has no checkpoints here (recorded without flor.checkpointing, or they stay on the machine that recorded it)",
+                    run.run_id
+                );
+                return Ok(1);
+            }
+            print_frame(&checkpoints_frame(&manifests), args.format, true)?;
             Ok(0)
         }
         Command::Unpack => {
@@ -150,6 +183,53 @@ fn runs_frame(runs: &[RunInfo]) -> Frame {
         })
         .collect();
     let columns: Vec<String> = RunInfo::COLUMNS.iter().map(|c| c.to_string()).collect();
+    rows_frame(&columns, rows)
+}
+
+/// One row per checkpoint: where, what it holds, and the loop-carried state it saved.
+fn checkpoints_frame(manifests: &[flor_core::ckpt::Manifest]) -> Frame {
+    use flor_core::ckpt::Point;
+    let columns: Vec<String> = [
+        "loop",
+        "iteration",
+        "point",
+        "objects",
+        "raw_bytes",
+        "carried",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let rows = manifests
+        .iter()
+        .map(|m| {
+            let point = match m.point {
+                Point::End => "end".to_string(),
+                Point::Nested => format!("nested{}", m.index),
+            };
+            let objects: Vec<&str> = m.objects.iter().map(|o| o.name.as_str()).collect();
+            let carried = match &m.carried {
+                None if m.point == Point::End => "(not saved by this FlorDB version)".to_string(),
+                None => String::new(),
+                Some(c) => c
+                    .iter()
+                    .map(|c| match &c.note {
+                        Some(note) if c.how == "failed" => format!("{}: failed ({note})", c.path),
+                        _ => format!("{}: {}", c.path, c.how),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            vec![
+                Value::Str(m.loop_name.clone()),
+                Value::Int(m.iteration),
+                Value::Str(point),
+                Value::Str(objects.join(", ")),
+                Value::Int(m.raw_bytes as i64),
+                Value::Str(carried),
+            ]
+        })
+        .collect();
     rows_frame(&columns, rows)
 }
 

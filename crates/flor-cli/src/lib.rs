@@ -36,6 +36,8 @@ enum Command {
     Dataframe(commands::DataframeArgs),
     /// Run SQL on the query cache (tables runs, records, names, ctxs, replays; view logs).
     Query(commands::QueryArgs),
+    /// List one run's checkpoints: objects, size, and the loop-carried state each saved.
+    Checkpoints(commands::CheckpointsArgs),
     /// Rebuild the query cache from the run files in .flor/runs/.
     Unpack,
     /// Show the environment and the store's size, for bug reports.

@@ -16,10 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use flor_core::analyze::Outcome;
 use flor_core::git::{Repo, Worktree};
 use flor_core::pivot;
-use flor_core::record::Value;
-use flor_core::replay::campaign::{self, short, start_dir, Campaign, RunReplay};
+use flor_core::record::{LineHeader, Value};
+use flor_core::replay::campaign::{self, short, Campaign, RunReplay};
 use flor_core::replay::pool::{self, Direct, Event, Job, JobResult, Launcher, Zygote};
-use flor_core::replay::{calibration, merge_parts, Action};
+use flor_core::replay::{calibration, merge_parts, ranges, report_path, Action, Verification};
 use flor_core::store::Store;
 
 use crate::output;
@@ -147,6 +147,9 @@ pub fn run(start: &Path, args: &ReplayArgs) -> Result<i32> {
         phases["total"] = begun.elapsed().as_secs_f64().into();
         eprintln!("flor replay: timings {phases}");
     }
+    for line in &report.checks {
+        eprintln!("flor replay: {line}");
+    }
     for line in &report.failures {
         eprintln!("{line}");
     }
@@ -260,6 +263,21 @@ fn print_plan(c: &Campaign, out: &mut impl Write) -> Result<()> {
         .map(|s| format!("{} (line {})", s.name, s.line))
         .collect();
     writeln!(out, "replay {} of {}", stmts.join(", "), c.script)?;
+    if let Some((name, spec)) = c
+        .iters
+        .iter()
+        .find(|(_, spec)| spec.split(',').any(|p| p.trim().parse::<i64>().is_ok()))
+    {
+        let first = spec
+            .split(',')
+            .find_map(|p| p.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        writeln!(
+            out,
+            "  (--iter counts a loop's iterations from 0: {name}={first} is its pass number {}, whatever the script prints)",
+            first + 1
+        )?;
+    }
     if let Some(note) = &c.source_note {
         writeln!(out, "  ({note})")?;
     }
@@ -282,6 +300,9 @@ fn print_plan(c: &Campaign, out: &mut impl Write) -> Result<()> {
             writeln!(out, "  {o}")?;
         }
         writeln!(out, "  {}", describe_work(r))?;
+        for line in describe_trust(r) {
+            writeln!(out, "  {line}")?;
+        }
         let secs: f64 = r.tasks.iter().map(|t| t.secs).sum();
         writeln!(
             out,
@@ -323,8 +344,26 @@ fn describe_work(r: &RunReplay) -> String {
         o.want.len(),
         o.iterations
     )];
-    if count(Action::Own) > 0 {
-        parts.push(format!("{} without their nested loops", count(Action::Own)));
+    // An iteration with no nested loop to skip runs all its code.
+    let has_nested = |it: i64| {
+        r.checkpoints
+            .iter()
+            .any(|m| m.iteration == it && m.point == flor_core::ckpt::Point::Nested)
+    };
+    let skipping = o
+        .plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Own && has_nested(s.iteration))
+        .count();
+    if skipping > 0 {
+        parts.push(format!("{skipping} without their nested loops"));
+    }
+    if count(Action::Own) > skipping {
+        parts.push(format!(
+            "{} run (no nested loop)",
+            count(Action::Own) - skipping
+        ));
     }
     if count(Action::Full) > 0 {
         parts.push(format!("{} run in full", count(Action::Full)));
@@ -363,6 +402,56 @@ fn describe_work(r: &RunReplay) -> String {
         )
     });
     parts.join(", ")
+}
+
+/// What the plan's exactness rests on: the carried state restored with the checkpoints,
+/// checkpoints that cannot start an iteration, and the recorded values it re-checks.
+fn describe_trust(r: &RunReplay) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !r.as_of.left_out.is_empty() {
+        lines.push(format!(
+            "left out of its checkout, written after the run started: {}",
+            shorten(&r.as_of.left_out, 4)
+        ));
+    }
+    let Some(o) = &r.outer else {
+        return lines;
+    };
+    if !o.carried.is_empty() && !r.checkpoints.is_empty() {
+        lines.push(format!(
+            "state carried from one {} to the next, saved with each checkpoint: {}",
+            o.name,
+            o.carried.join(", ")
+        ));
+    }
+    if let Some((it, why)) = o.plan.set_aside.first() {
+        lines.push(format!(
+            "{} checkpoint(s) cannot start an iteration ({} {it}: {why}): those iterations start from earlier state",
+            o.plan.set_aside.len(),
+            o.name
+        ));
+    }
+    if !r.checked.is_empty() {
+        lines.push(format!(
+            "checked against the recorded values of {} as they run again",
+            r.checked.join(", ")
+        ));
+    } else if !o.want.is_empty() {
+        lines.push(
+            "no recorded statement runs again in this plan: exactness rests on the checkpoints and the analysis of what the loop carries"
+                .into(),
+        );
+    }
+    lines
+}
+
+/// The first `n` items joined, with a count of the rest.
+fn shorten(items: &[String], n: usize) -> String {
+    let mut shown = items[..items.len().min(n)].join(", ");
+    if items.len() > n {
+        shown.push_str(&format!(" and {} more", items.len() - n));
+    }
+    shown
 }
 
 fn confirm(c: &Campaign) -> Result<bool> {
@@ -438,25 +527,37 @@ fn execute(
         .then(|| start_server(python.clone(), root.join(&c.script)));
     let making = Instant::now();
     repo.remove_stale_worktrees();
-    let mut trees: BTreeMap<&str, Worktree> = BTreeMap::new();
-    for r in &c.runs {
-        if r.tasks.is_empty() || trees.contains_key(r.version.as_str()) {
+    // One worktree per version and view of the ignored files (runs that started at
+    // different times may have seen different files).
+    let mut trees: Vec<Worktree> = Vec::new();
+    let mut tree_of: Vec<Option<usize>> = vec![None; c.runs.len()];
+    let mut groups: BTreeMap<(&str, &[String]), usize> = BTreeMap::new();
+    for (ri, r) in c.runs.iter().enumerate() {
+        if r.tasks.is_empty() {
             continue;
         }
+        let key = (r.version.as_str(), r.as_of.left_out.as_slice());
+        if let Some(&i) = groups.get(&key) {
+            tree_of[ri] = Some(i);
+            continue;
+        }
+        let label = format!("{}-{}", short(&r.version), trees.len());
         let wt = repo
-            .add_worktree(&r.version, short(&r.version))
+            .add_worktree(&r.version, &label)
             .with_context(|| format!("cannot check out version {}", short(&r.version)))?;
         let script = wt.path().join(&c.script);
         std::fs::write(&script, &r.source)
             .with_context(|| format!("cannot write {}", script.display()))?;
-        link_ignored(repo, wt.path());
-        trees.insert(&r.version, wt);
+        r.as_of.apply(repo.root(), wt.path());
+        trees.push(wt);
+        groups.insert(key, trees.len() - 1);
+        tree_of[ri] = Some(trees.len() - 1);
     }
     let logs = store.layout().flor_dir().join("tmp").join("replay-logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let mut jobs = Vec::new();
     for (ri, r) in c.runs.iter().enumerate() {
-        let Some(wt) = trees.get(r.version.as_str()) else {
+        let Some(wt) = tree_of[ri].map(|i| &trees[i]) else {
             continue;
         };
         let argv0 = r
@@ -465,13 +566,15 @@ fn execute(
             .first()
             .cloned()
             .unwrap_or_else(|| c.script.clone());
-        let dir = start_dir(&argv0, &c.script);
-        let script_arg =
-            if Path::new(&argv0).is_relative() && dir.join(&argv0) == Path::new(&c.script) {
-                argv0.clone()
-            } else {
-                wt.path().join(&c.script).to_string_lossy().into_owned()
-            };
+        let dir = r.start_dir(&c.script);
+        let script_arg = if Path::new(&argv0).is_relative()
+            && dir.is_relative()
+            && dir.join(&argv0) == Path::new(&c.script)
+        {
+            argv0.clone()
+        } else {
+            wt.path().join(&c.script).to_string_lossy().into_owned()
+        };
         for (ti, t) in r.tasks.iter().enumerate() {
             let part = r.output.with_file_name(format!(
                 "{}.part{ti}",
@@ -545,7 +648,7 @@ fn execute(
     Ok(Executed {
         results,
         jobs,
-        _worktrees: trees.into_values().collect(),
+        _worktrees: trees,
         phases: [worktrees_secs, server_secs, running.elapsed().as_secs_f64()],
         forked,
     })
@@ -588,21 +691,6 @@ fn interpreter(args: &ReplayArgs, c: &Campaign) -> String {
                 .find(|p| Path::new(p).exists())
         })
         .unwrap_or_else(|| "python3".into())
-}
-
-/// Links the user's ignored files and folders (data, downloads) into a worktree, so a
-/// script finds them by the same relative paths.
-fn link_ignored(repo: &Repo, worktree: &Path) {
-    for rel in repo.ignored_paths() {
-        let (src, dst) = (repo.root().join(&rel), worktree.join(&rel));
-        if dst.exists() || !dst.parent().is_some_and(Path::exists) {
-            continue;
-        }
-        #[cfg(unix)]
-        let _ = std::os::unix::fs::symlink(&src, &dst);
-        #[cfg(not(unix))]
-        let _ = (src, dst);
-    }
 }
 
 /// Runs the jobs with a progress bar on a terminal (tasks done, running, ETA from the
@@ -701,6 +789,8 @@ fn failure_word(result: &JobResult) -> String {
 struct Report {
     replayed: Vec<String>,
     failures: Vec<String>,
+    /// What the checks found, a line per replayed run.
+    checks: Vec<String>,
 }
 
 /// Merges each run whose tasks all succeeded into its replay file; for a run with a
@@ -709,6 +799,7 @@ fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report
     let mut report = Report {
         replayed: Vec::new(),
         failures: Vec::new(),
+        checks: Vec::new(),
     };
     for (ri, r) in c.runs.iter().enumerate() {
         let mine: Vec<usize> = (0..jobs.len()).filter(|&k| jobs[k].run == ri).collect();
@@ -727,7 +818,24 @@ fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report
                 "placed": r.outcomes.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "request": c.tag,
             });
-            merge_parts(&r.target, &parts, &r.output, provenance)?;
+            let header = LineHeader::new(&r.target.projid, &r.target.tstamp, &r.target.filename);
+            let merged = merge_parts(&header, &parts, &r.output, provenance)?;
+            let filled: usize = r
+                .apply
+                .iter()
+                .map(|n| merged.values.get(n).copied().unwrap_or(0))
+                .sum();
+            let asked = r.outer.as_ref().is_none_or(|o| !o.want.is_empty());
+            if filled == 0 && asked {
+                let _ = std::fs::remove_file(&r.output);
+                report.failures.push(format!(
+                    "flor replay: run {}: the replay ran but no statement of {} logged anything: the place it was put never ran (a loop driven by another framework's callbacks, a branch not taken); nothing recorded for this run",
+                    r.target.run_id,
+                    r.apply.join(", ")
+                ));
+                continue;
+            }
+            report.checks.push(describe_check(r, &merged.verification));
             report.replayed.push(r.target.run_id.clone());
             for &k in &mine {
                 let _ = std::fs::remove_file(&jobs[k].job.log);
@@ -736,6 +844,7 @@ fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report
         }
         for part in &parts {
             let _ = std::fs::remove_file(part);
+            let _ = std::fs::remove_file(report_path(part));
         }
         for &k in &failed {
             let (job, result) = (&jobs[k].job, &results[k]);
@@ -762,6 +871,36 @@ fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report
         }
     }
     Ok(report)
+}
+
+/// One line on what the check of a replayed run found.
+fn describe_check(r: &RunReplay, v: &Verification) -> String {
+    let loop_name = r.outer.as_ref().map_or("iteration", |o| o.name.as_str());
+    let mut parts = Vec::new();
+    if v.compared > 0 {
+        parts.push(format!(
+            "{} recorded value(s) compared, all equal",
+            v.compared
+        ));
+    }
+    if !v.verified.is_empty() {
+        parts.push(format!("verified: {loop_name} {}", ranges(&v.verified)));
+    }
+    if !v.unchecked.is_empty() {
+        parts.push(format!(
+            "not re-checked (checkpoints and analysis only): {loop_name} {}",
+            ranges(&v.unchecked)
+        ));
+    }
+    for why in &v.retried {
+        parts.push(format!(
+            "diverged after a checkpoint restore ({why}) and was recomputed from the start"
+        ));
+    }
+    if parts.is_empty() {
+        parts.push("nothing to compare".into());
+    }
+    format!("run {}: {}", r.target.run_id, parts.join("; "))
 }
 
 fn tail(path: &Path, n: usize) -> Vec<String> {

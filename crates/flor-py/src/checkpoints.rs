@@ -10,7 +10,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList};
 
-use flor_core::ckpt::{self, Key, ObjectInfo, Point, Submission};
+use flor_core::ckpt::{self, CarriedInfo, Key, ObjectInfo, Point, Submission};
 use flor_core::store::Store;
 use flor_core::Error;
 
@@ -52,9 +52,11 @@ fn ckpt_decide(py: Python<'_>, force: bool) -> PyResult<bool> {
 }
 
 /// Copies the leaves' bytes (objects with the buffer protocol, format `B`) and hands
-/// the checkpoint to the writer thread.
+/// the checkpoint to the writer thread. `carried`: the loop's carried state in the
+/// skeleton, as `(path, how, note)` (see `ckpt::CarriedInfo`), if it was captured.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (loop_name, occurrence, iteration, point, index, skeleton, leaves, objects, copy_secs, carried=None))]
 fn ckpt_take(
     py: Python<'_>,
     loop_name: String,
@@ -66,6 +68,7 @@ fn ckpt_take(
     leaves: &Bound<'_, PyList>,
     objects: Vec<(String, String)>,
     copy_secs: f64,
+    carried: Option<Vec<(String, String, Option<String>)>>,
 ) -> PyResult<()> {
     let started = std::time::Instant::now();
     let point = point_of(point)?;
@@ -92,6 +95,11 @@ fn ckpt_take(
             .into_iter()
             .map(|(name, backend)| ObjectInfo { name, backend })
             .collect(),
+        carried: carried.map(|c| {
+            c.into_iter()
+                .map(|(path, how, note)| CarriedInfo { path, how, note })
+                .collect()
+        }),
     };
     let secs = copy_secs + started.elapsed().as_secs_f64();
     with_recorder(py, |r| r.checkpoint(submission, secs))
@@ -174,6 +182,10 @@ fn ckpt_list<'py>(
             .map(|o| (o.name.clone(), o.backend.clone()))
             .collect();
         d.set_item("objects", objects)?;
+        let carried: Option<Vec<(String, String, Option<String>)>> = m
+            .carried
+            .map(|c| c.into_iter().map(|c| (c.path, c.how, c.note)).collect());
+        d.set_item("carried", carried)?;
         d.set_item("raw_bytes", m.raw_bytes)?;
         d.set_item("created", m.created)?;
         out.append(d)?;

@@ -28,6 +28,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iteration_exit, m)?)?;
     m.add_function(wrap_pyfunction!(commit, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;
+    m.add_function(wrap_pyfunction!(record_env, m)?)?;
     m.add_function(wrap_pyfunction!(finish_runs, m)?)?;
     m.add_function(wrap_pyfunction!(crate::convert::set_object_hook, m)?)?;
     Ok(())
@@ -94,6 +95,11 @@ fn configure(
     let projid = root
         .file_name()
         .map_or("project".into(), |n| n.to_string_lossy().into_owned());
+    let cwd_text = std::path::absolute(&cwd).ok().map(|abs| {
+        abs.strip_prefix(&root)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| abs.to_string_lossy().into_owned())
+    });
     let config = RunConfig {
         root,
         repo,
@@ -102,6 +108,7 @@ fn configure(
         script,
         argv,
         python,
+        cwd: cwd_text,
         name,
     };
     let mut recorder = Recorder::new(config);
@@ -276,6 +283,15 @@ fn finish_runs(py: Python<'_>, root: PathBuf) -> PyResult<usize> {
         Ok(committed)
     })
     .map_err(to_py)
+}
+
+/// Records the settings that change the run's numbers (JSON text: thread counts,
+/// deterministic flags, library versions), which replay runs under.
+#[pyfunction]
+fn record_env(py: Python<'_>, env: &str) -> PyResult<()> {
+    let value: serde_json::Value = serde_json::from_str(env)
+        .map_err(|e| FlorError::new_err(format!("record_env: not JSON: {e}")))?;
+    with_recorder(py, |r| r.record_env(value))
 }
 
 /// The active run as `(run_id, tstamp)`, or None before the first FlorDB call.

@@ -30,6 +30,27 @@ pub struct ObjectInfo {
     pub backend: String,
 }
 
+/// One value of an outer loop's carried state (`analyze::CarriedVar`) in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CarriedInfo {
+    /// A name or attribute chain of the script (`X`, `self.best_acc`).
+    pub path: String,
+    /// How it was captured: `value` (rebound when restored), `state` (restored into the
+    /// live object in place), `unbound` (not yet defined there), `unchanged` (an immutable
+    /// value, nothing to restore), `ignored` (output only: a progress bar, a log file), or
+    /// `failed` (it could not be saved: `note` says why).
+    pub how: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl CarriedInfo {
+    /// Whether a replay starting from this checkpoint gets the value back.
+    pub fn restorable(&self) -> bool {
+        self.how != "failed"
+    }
+}
+
 /// Where a checkpoint sits in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -99,6 +120,10 @@ pub struct Manifest {
     pub raw_bytes: u64,
     /// Unix seconds when it was taken.
     pub created: f64,
+    /// The outer loop's carried state captured with it; `None` in checkpoints of FlorDB
+    /// versions that captured none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Vec<CarriedInfo>>,
 }
 
 impl Manifest {
@@ -113,6 +138,34 @@ impl Manifest {
                 0
             },
         }
+    }
+
+    /// Why a replay cannot start from this checkpoint, if it cannot: a path of `needed`
+    /// (the loop's carried state, as today's analysis of the script names it) that it did
+    /// not capture. The loop's entry needs none: replay computes it as the run did.
+    pub fn missing_state(&self, needed: &[String]) -> Option<String> {
+        if self.iteration < 0 && self.point == Point::End {
+            return None;
+        }
+        for path in needed {
+            let found = self.carried.iter().flatten().find(|c| &c.path == path);
+            match found {
+                Some(c) if c.restorable() => {}
+                Some(c) => {
+                    return Some(format!(
+                        "{path} could not be saved ({})",
+                        c.note.as_deref().unwrap_or("unknown reason")
+                    ))
+                }
+                None if self.carried.is_none() => {
+                    return Some(format!(
+                        "{path} is carried from one iteration to the next, and this checkpoint was taken by a FlorDB that did not save such state"
+                    ))
+                }
+                None => return Some(format!("{path} is carried from one iteration to the next but was not saved")),
+            }
+        }
+        None
     }
 
     /// Every chunk it names, the skeleton first.

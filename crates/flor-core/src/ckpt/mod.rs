@@ -22,7 +22,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 pub use chunks::{ChunkRef, ChunkStore};
-pub use manifest::{list, read as read_manifest, run_dir, Key, Manifest, ObjectInfo, Point};
+pub use manifest::{
+    list, read as read_manifest, run_dir, CarriedInfo, Key, Manifest, ObjectInfo, Point,
+};
 pub use policy::{Policy, DEFAULT_EPSILON};
 pub use spares::Spares;
 pub use writer::{CkptWriter, Submission, WriterStats};
@@ -187,6 +189,7 @@ mod tests {
             objects: vec![],
             raw_bytes: 2000,
             created: 0.0,
+            carried: None,
         };
         m.write(&run_dir(dir.path(), "r").unwrap()).unwrap();
         let mut v = Verified::new(1 << 20);

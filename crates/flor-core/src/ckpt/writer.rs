@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::chunks::{ChunkRef, ChunkStore};
-use super::manifest::{Key, Manifest, ObjectInfo, Point};
+use super::manifest::{CarriedInfo, Key, Manifest, ObjectInfo, Point};
 use super::spares::Spares;
 use crate::{Error, Result};
 
@@ -25,6 +25,8 @@ pub struct Submission {
     pub skeleton: Vec<u8>,
     pub leaves: Vec<Vec<u8>>,
     pub objects: Vec<ObjectInfo>,
+    /// The outer loop's carried state in the skeleton, if it was captured.
+    pub carried: Option<Vec<CarriedInfo>>,
 }
 
 /// What the writer did, for reports and benchmarks.
@@ -178,6 +180,7 @@ fn write_one(
         skeleton,
         leaves,
         objects: sub.objects.clone(),
+        carried: sub.carried.clone(),
         raw_bytes: raw,
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -210,6 +213,7 @@ mod tests {
                     name: "model".into(),
                     backend: "state_dict".into(),
                 }],
+                carried: None,
             });
         }
         let stats = writer.finish().unwrap();

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 mod worktree;
 
-pub use worktree::Worktree;
+pub use worktree::{AsOf, Worktree};
 
 use crate::record::RunId;
 use crate::{Error, Result};

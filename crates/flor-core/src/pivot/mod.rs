@@ -89,7 +89,88 @@ pub fn dataframe(store: &Store, names: &[&str]) -> Result<Frame> {
         .into_iter()
         .reduce(outer_join)
         .unwrap_or_else(|| Part::new(vec![RUN_COL, SOURCE_COL], vec![], vec![]));
-    Ok(build_frame(&joined, &runs, &loops, &unique, values))
+    let mut frame = build_frame(&joined, &runs, &loops, &unique, values);
+    if !unique.contains(&VERIFIED) {
+        add_verified(store, &mut frame)?;
+    }
+    Ok(frame)
+}
+
+/// The record a merged replay file keeps per outer iteration (see `replay::merge`).
+const VERIFIED: &str = "flor::verified";
+
+/// Adds a `verified` column when the frame holds replayed values: for each replayed row,
+/// whether its outer iteration re-logged recorded values that all matched (true), or
+/// rests on the static analysis alone (false); missing for forward rows.
+fn add_verified(store: &Store, frame: &mut Frame) -> Result<()> {
+    let (Some(runs), Some(sources)) = (frame.column("run_id"), frame.column("source")) else {
+        return Ok(());
+    };
+    let replayed: Vec<usize> = (0..frame.len())
+        .filter(|&i| sources.data.get(i) == Value::Str(Source::Replay.as_str().into()))
+        .collect();
+    if replayed.is_empty() {
+        return Ok(());
+    }
+    // (run id, outer loop name or "", iteration) -> verified
+    let mut marks: HashMap<(String, String, i64), bool> = HashMap::default();
+    let mut stmt = store.conn().prepare_cached(
+        "SELECT runs.run_id, ctxs.json, records.value FROM records
+         JOIN names ON names.name = records.name JOIN runs ON runs.run = records.run
+         LEFT JOIN ctxs ON ctxs.ctx = records.ctx
+         WHERE names.text = ?1 AND records.source = ?2",
+    )?;
+    let mut q = stmt.query(rusqlite::params![VERIFIED, Source::Replay as u8])?;
+    while let Some(r) = q.next()? {
+        let run: String = r.get(0)?;
+        let ctx: Option<String> = r.get(1)?;
+        let ok: bool = r.get::<_, Option<i64>>(2)?.unwrap_or(0) != 0;
+        let (loop_name, iteration) = match ctx
+            .as_deref()
+            .map(serde_json::from_str::<Vec<crate::record::Segment>>)
+        {
+            Some(Ok(segs)) => match segs.first() {
+                Some(s) => (s.name.clone(), s.iteration.unwrap_or(-1)),
+                None => (String::new(), -1),
+            },
+            _ => (String::new(), -1),
+        };
+        let slot = marks.entry((run, loop_name, iteration)).or_insert(true);
+        *slot &= ok;
+    }
+    let loops: Vec<String> = {
+        let mut l: Vec<String> = marks
+            .keys()
+            .map(|k| k.1.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        l.sort();
+        l.dedup();
+        l
+    };
+    let mut out: Vec<Option<bool>> = vec![None; frame.len()];
+    for &i in &replayed {
+        let Value::Str(run) = runs.data.get(i) else {
+            continue;
+        };
+        let at_loop = loops
+            .iter()
+            .find_map(|l| match frame.column(l).map(|c| c.data.get(i)) {
+                Some(Value::Int(it)) => marks.get(&(run.clone(), l.clone(), it)).copied(),
+                _ => None,
+            });
+        out[i] = at_loop.or_else(|| marks.get(&(run.clone(), String::new(), -1)).copied());
+    }
+    let name = if frame.column("verified").is_some() {
+        "replay_verified"
+    } else {
+        "verified"
+    };
+    frame.columns.push(Column {
+        name: name.into(),
+        data: ColumnData::Bool(out),
+    });
+    Ok(())
 }
 
 fn base_columns(
@@ -202,7 +283,8 @@ fn run_table(store: &Store, runs: &[RunRow], run_order: &HashMap<i64, u32>) -> R
     let mut stmt = store.conn().prepare_cached(
         "SELECT records.run, names.text, records.value, records.vtype, records.source
          FROM records JOIN names ON names.name = records.name
-         WHERE records.ctx IS NULL AND records.kind = 1 ORDER BY records.run, records.source, records.seq",
+         WHERE records.ctx IS NULL AND records.kind = 1 AND names.text NOT LIKE 'flor::%'
+         ORDER BY records.run, records.source, records.seq",
     )?;
     let mut q = stmt.query([])?;
     let mut names: Vec<String> = Vec::new();
@@ -260,6 +342,7 @@ mod tests {
             script: Some("train.py".into()),
             argv: vec!["train.py".into()],
             python: None,
+            cwd: None,
             name: None,
         }
     }

@@ -6,6 +6,7 @@ mod identity;
 mod line;
 mod recorder;
 mod value;
+pub mod verify;
 mod writer;
 
 pub use ctx::{segments_json, write_stack_json, Item, Position, Segment};
@@ -138,4 +139,7 @@ pub mod meta {
     pub const END: &str = "flor::end";
     /// First line of a replay file: which statements, from which version, as asked.
     pub const REPLAY: &str = "flor::replay";
+    /// What changes a run's numbers besides its code and args: thread counts,
+    /// deterministic-algorithm flags, library versions. Replay runs under the same.
+    pub const ENV: &str = "flor::env";
 }

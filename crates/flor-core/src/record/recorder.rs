@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::verify::{Mismatch, Verifier, VerifyReport};
 use super::writer::{Entry, Msg, Writer, BATCH, HEADROOM};
 use super::{identity, meta, Item, Kind, LineHeader, Name, Position, Record, RunId, Value};
 use crate::ckpt::{CkptWriter, Policy, Spares, Submission, WriterStats};
@@ -33,6 +34,10 @@ pub struct RunConfig {
     pub script: Option<String>,
     pub argv: Vec<String>,
     pub python: Option<String>,
+    /// The working directory the run started in: relative to the root when inside it
+    /// (`""` for the root itself), absolute otherwise. Replay starts there, so relative
+    /// paths (`../data`) resolve as they did.
+    pub cwd: Option<String>,
     /// The run's name (`--flor NAME`, flordb 2.x's `runid`), if the user gave one.
     pub name: Option<String>,
 }
@@ -134,6 +139,8 @@ pub struct Recorder {
     replay: Option<ReplaySink>,
     /// In replay, whether the current iteration records nothing (it only rebuilds state).
     muted: bool,
+    /// In replay, the check of re-logged values against the recorded run's.
+    verifier: Option<Verifier>,
     ckpt: Option<CkptWriter>,
     /// Leaf buffers the checkpoint writer gave back, for the next checkpoint's copy.
     spares: Spares,
@@ -163,6 +170,7 @@ impl Recorder {
             warnings: Vec::new(),
             replay: None,
             muted: false,
+            verifier: None,
             ckpt: None,
             spares: Spares::default(),
             policy: Policy::default(),
@@ -205,6 +213,24 @@ impl Recorder {
         self.emit(name, value, kind, false)
     }
 
+    /// Records the settings that change the run's numbers (`meta::ENV`), once per run;
+    /// nothing in replay.
+    pub fn record_env(&mut self, env: serde_json::Value) -> Result<()> {
+        if self.replay.is_some() {
+            return Ok(());
+        }
+        self.ensure_run()?;
+        if let Some(run) = self.run.as_mut() {
+            run.pending.push(Entry::RunLevel(Record {
+                name: meta::ENV.into(),
+                value: Value::Json(env),
+                kind: Kind::Meta,
+                arg: false,
+            }));
+        }
+        Ok(())
+    }
+
     /// Records a hyper-parameter read by `flor.arg`; it also goes into the commit message.
     pub fn log_arg(&mut self, name: &str, value: Value) -> Result<()> {
         self.ensure_run()?;
@@ -216,6 +242,15 @@ impl Recorder {
 
     fn emit(&mut self, name: &str, value: Value, kind: Kind, arg: bool) -> Result<()> {
         if let Some(sink) = &self.replay {
+            if let (Some(v), Kind::Log, false) = (self.verifier.as_mut(), kind, arg) {
+                let stack: Vec<(Name, Option<i64>)> = self
+                    .frames
+                    .iter()
+                    .filter(|f| f.iteration.is_some() || f.item.is_some())
+                    .map(|f| (f.name, f.iteration))
+                    .collect();
+                v.check(&stack, Name::intern(name), &value);
+            }
             let projected = sink.apply.is_empty() || sink.apply.contains(name);
             if !arg && (self.muted || kind != Kind::Log || !projected) {
                 return Ok(());
@@ -316,8 +351,13 @@ impl Recorder {
         frame.iter_started = now;
         self.frames.truncate(depth + 1);
         self.stack_changed(depth);
-        if depth == 0 && iteration > 0 {
-            self.barrier();
+        if depth == 0 {
+            if let Some(v) = self.verifier.as_mut() {
+                v.entered(iteration);
+            }
+            if iteration > 0 {
+                self.barrier();
+            }
         }
         Ok(())
     }
@@ -456,6 +496,7 @@ impl Recorder {
             "script": self.config.script,
             "argv": self.config.argv,
             "python": self.config.python,
+            "cwd": self.config.cwd,
             "pid": std::process::id(),
             "host": hostname(),
             "start": unix_now(),
@@ -496,6 +537,39 @@ impl Recorder {
 
     pub fn replay_sink(&self) -> Option<&ReplaySink> {
         self.replay.as_ref()
+    }
+
+    /// In replay: compare what is logged again with the recorded run (see `verify`).
+    pub fn set_verifier(&mut self, verifier: Option<Verifier>) {
+        self.verifier = verifier;
+    }
+
+    /// In replay: whether the current outer iteration skips its nested loops.
+    pub fn set_skipping_nested(&mut self, skipping: bool) {
+        if let Some(v) = self.verifier.as_mut() {
+            v.set_skipping_nested(skipping);
+        }
+    }
+
+    /// In replay: the first value that came back different from the record.
+    pub fn divergence(&self) -> Option<&Mismatch> {
+        self.verifier.as_ref().and_then(Verifier::first_mismatch)
+    }
+
+    /// In replay: what the check found so far.
+    pub fn verify_report(&self) -> Option<&VerifyReport> {
+        self.verifier.as_ref().map(Verifier::report)
+    }
+
+    /// In replay: stops recording and removes what this replay wrote (it is about to be
+    /// run again, from the start).
+    pub fn abandon_replay(&mut self) {
+        if let Some(mut run) = self.run.take() {
+            run.flush();
+            let _ = run.writer.finish();
+            let _ = std::fs::remove_file(tmp_path(&run.path));
+        }
+        self.reset();
     }
 
     /// In replay: whether what is logged from now on is dropped.
@@ -791,6 +865,7 @@ mod stack_tests {
             script: Some("train.py".into()),
             argv: vec!["train.py".into()],
             python: None,
+            cwd: None,
             name: None,
         })
     }

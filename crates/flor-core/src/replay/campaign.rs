@@ -50,6 +50,8 @@ pub struct Campaign {
     pub workers: usize,
     /// Identifies the request among a run's replay files (same request, same file).
     pub tag: String,
+    /// `--iter LOOP=SPEC` as asked.
+    pub iters: Vec<(String, String)>,
     /// Whether the worker server is up already (it may start with the plan): the
     /// estimate then leaves its start-up out.
     pub server_ready: bool,
@@ -77,6 +79,27 @@ pub struct RunReplay {
     pub tasks: Vec<Task>,
     /// The replay file the run's results go to.
     pub output: PathBuf,
+    /// Names the run recorded that the plan runs again, so the replay compares them with
+    /// the record (clock-dependent ones left out).
+    pub checked: Vec<String>,
+    /// The user's ignored files as the run saw them when it started: its replay's
+    /// checkout links those and leaves out what was written since (a `ckpt.pth` that a
+    /// resume block would load).
+    pub as_of: crate::git::AsOf,
+}
+
+impl RunReplay {
+    /// The folder the run's replay starts in: where the run started (relative to the
+    /// checkout, or absolute outside it).
+    pub fn start_dir(&self, script: &str) -> PathBuf {
+        match self.target.cwd.as_deref() {
+            Some(cwd) => PathBuf::from(cwd),
+            None => {
+                let argv0 = self.target.argv.first().map_or(script, String::as_str);
+                start_dir(argv0, script)
+            }
+        }
+    }
 }
 
 /// The outer loop of a run, as the replay executes it.
@@ -90,6 +113,9 @@ pub struct Outer {
     pub plan: Plan,
     /// Loop levels of the statements in it (1: the outer loop's own code, 2: nested).
     pub levels: BTreeSet<usize>,
+    /// What it carries across iterations beyond the enrolled objects (see
+    /// `analyze::CarriedVar`): the checkpoints a task starts from must hold it.
+    pub carried: Vec<String>,
 }
 
 /// One process's share of a run: outer iterations (`None`: no loop statement, the loop
@@ -219,6 +245,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         other_scripts,
         workers: req.workers.max(1),
         tag,
+        iters: req.iters.clone(),
         server_ready: false,
         task_overhead: super::calibration::forked_task_secs(&store.layout().flor_dir()),
     };
@@ -425,17 +452,24 @@ fn prepare_run(
                 .filter(|s| s.level >= 1 && s.loops[0] == name)
                 .map(|s| effective_level(s))
                 .collect();
-            let plan = plan(&loop_request(iterations, &want, &levels), &checkpoints);
+            let carried = carried_paths(&info_script, &name);
+            let plan = plan(
+                &loop_request(iterations, &want, &levels, &carried),
+                &checkpoints,
+            );
             Some(Outer {
                 name,
                 iterations,
                 want,
                 plan,
                 levels,
+                carried,
             })
         }
     };
     let output = target.output(&apply, tag);
+    let checked = checked_names(&info_script, &apply, outer.as_ref());
+    let as_of = repo.ignored_as_of(target.start);
     Ok(RunReplay {
         target,
         version,
@@ -447,7 +481,33 @@ fn prepare_run(
         checkpoints,
         tasks: Vec::new(),
         output,
+        checked,
+        as_of,
     })
+}
+
+/// The recorded names a plan runs again in the outer loop's iterations: every name of the
+/// loop where an iteration runs in full or silently, the outer level's own names (but
+/// those reading what the nested loops build) where it runs without its nested loops.
+fn checked_names(
+    info: &analyze::ScriptInfo,
+    apply: &[String],
+    outer: Option<&Outer>,
+) -> Vec<String> {
+    let Some(o) = outer else {
+        return Vec::new();
+    };
+    let full = o.plan.steps.iter().any(|s| s.action != Action::Own);
+    let own = o.plan.steps.iter().any(|s| s.action == Action::Own);
+    dedup(
+        info.sites
+            .iter()
+            .filter(|s| !s.clock && s.level >= 1 && s.loops[0] == o.name)
+            .filter(|s| (full) || (own && s.level == 1 && !s.needs_nested))
+            .filter_map(|s| s.name.literal())
+            .filter(|n| !apply.iter().any(|a| a == n))
+            .map(str::to_owned),
+    )
 }
 
 /// 0 after the loops, 1 in the outer loop's own code, 2 where the nested loops must run:
@@ -469,10 +529,25 @@ fn usable_manifests(target: &Target) -> std::result::Result<Vec<ckpt::Manifest>,
         .collect())
 }
 
-fn loop_request(iterations: i64, want: &[i64], levels: &BTreeSet<usize>) -> LoopRequest {
+/// The carried state of the script's first outer loop named `name`, as paths.
+pub fn carried_paths(info: &analyze::ScriptInfo, name: &str) -> Vec<String> {
+    info.loops
+        .iter()
+        .find(|l| l.level == 1 && l.name.as_str() == name)
+        .map(|l| l.carried.iter().map(|c| c.path.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn loop_request(
+    iterations: i64,
+    want: &[i64],
+    levels: &BTreeSet<usize>,
+    carried: &[String],
+) -> LoopRequest {
     let set: BTreeSet<i64> = want.iter().copied().collect();
     LoopRequest {
         occurrence: 0,
+        carried: carried.to_vec(),
         iterations,
         own: if levels.contains(&1) {
             set.clone()
@@ -562,7 +637,7 @@ fn task_secs(r: &RunReplay, iters: Option<&[i64]>, overhead: f64) -> f64 {
     };
     let iters = iters.unwrap_or(&outer.want);
     let p = plan(
-        &loop_request(outer.iterations, iters, &outer.levels),
+        &loop_request(outer.iterations, iters, &outer.levels, &outer.carried),
         manifests,
     );
     let steps: Vec<(i64, Action)> = p.steps.iter().map(|s| (s.iteration, s.action)).collect();

@@ -16,9 +16,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 pub use estimate::{makespan, restored_bytes, Timing};
-pub use merge::{merge_parts, PROVENANCE};
+pub use merge::{merge_parts, ranges, report_path, Merged, Verification, PROVENANCE, VERIFIED};
 pub use plan::{plan, Action, Plan, Request, Step};
-pub use target::{find, Target};
+pub use target::{find, find_with_expected, Target};
 
 use crate::ckpt::{self, ChunkStore, Key, Verified};
 use crate::Result;

@@ -56,6 +56,10 @@ pub struct Request {
     pub own: BTreeSet<i64>,
     /// Iterations whose nested loops must run too.
     pub full: BTreeSet<i64>,
+    /// The state the loop carries across iterations beyond its enrolled objects, as the
+    /// analysis of the replayed script names it (`analyze::CarriedVar`): a checkpoint that
+    /// did not capture all of it cannot start an iteration.
+    pub carried: Vec<String>,
 }
 
 /// The plan for one outer loop.
@@ -69,6 +73,8 @@ pub struct Plan {
     pub from_scratch: bool,
     /// Every checkpoint the plan reads, nested ones of `Own` iterations included.
     pub uses: Vec<Key>,
+    /// End checkpoints left unused because they miss carried state: (iteration, why).
+    pub set_aside: Vec<(i64, String)>,
 }
 
 impl Plan {
@@ -87,9 +93,14 @@ pub fn plan(req: &Request, manifests: &[Manifest]) -> Plan {
     let mut ends: BTreeSet<i64> = BTreeSet::new();
     let mut nested_counts: BTreeMap<i64, u32> = BTreeMap::new();
     let mut nested: HashSet<(i64, u32)> = HashSet::new();
+    let mut set_aside = Vec::new();
     for m in ours {
         match m.point {
             Point::End => {
+                if let Some(why) = m.missing_state(&req.carried) {
+                    set_aside.push((m.iteration, why));
+                    continue;
+                }
                 ends.insert(m.iteration);
                 nested_counts.insert(m.iteration, m.index);
             }
@@ -111,7 +122,10 @@ pub fn plan(req: &Request, manifests: &[Manifest]) -> Plan {
         needed.insert(e, Action::Full);
     }
 
-    let mut out = Plan::default();
+    let mut out = Plan {
+        set_aside,
+        ..Plan::default()
+    };
     let mut builder = Builder {
         ends: &ends,
         occurrence: req.occurrence,
@@ -119,6 +133,7 @@ pub fn plan(req: &Request, manifests: &[Manifest]) -> Plan {
         pending: None,
         steps: Vec::new(),
         from_scratch: false,
+        restore_next: None,
     };
     for (&e, &action) in &needed {
         builder.reach(e - 1);
@@ -133,10 +148,20 @@ pub fn plan(req: &Request, manifests: &[Manifest]) -> Plan {
             let n = nested_counts.get(&e).copied().unwrap_or(0);
             out.uses
                 .extend((0..n).map(|k| Key::nested(req.occurrence, e, k)));
+            if !req.carried.is_empty() {
+                // Skipped nested loops leave carried values (a prefetched batch) as they
+                // were: the next iteration starts from the end checkpoint instead.
+                builder.live = None;
+                builder.restore_next = Some(e);
+            }
         }
     }
     let last = req.iterations - 1;
-    if last >= 0 && builder.live != Some(last) {
+    if last >= 0 && builder.restore_next == Some(last) {
+        // The last iteration ran without its nested loops: code after the loop reads the
+        // carried values the run ended with.
+        out.exit_restore = Some(Key::end(req.occurrence, last));
+    } else if last >= 0 && builder.live != Some(last) {
         if ends.contains(&last) {
             out.exit_restore = Some(Key::end(req.occurrence, last));
         } else {
@@ -161,11 +186,21 @@ struct Builder<'a> {
     pending: Option<Key>,
     steps: Vec<Step>,
     from_scratch: bool,
+    /// After an `Own` step whose nested loops were skipped: the iteration whose end
+    /// checkpoint the next step restores (the live values are not its end state).
+    restore_next: Option<i64>,
 }
 
 impl Builder<'_> {
     /// Makes the live state the end state of `target` (-1: the loop's entry).
     fn reach(&mut self, target: i64) {
+        if let Some(e) = self.restore_next.take() {
+            if e == target {
+                self.pending = Some(Key::end(self.occurrence, e));
+                self.live = Some(e);
+                return;
+            }
+        }
         if self.live == Some(target) {
             return;
         }
@@ -226,6 +261,7 @@ mod tests {
             objects: vec![],
             raw_bytes: 0,
             created: 0.0,
+            carried: Some(vec![]),
         }
     }
 
@@ -244,6 +280,7 @@ mod tests {
             iterations: n,
             own: own.iter().copied().collect(),
             full: full.iter().copied().collect(),
+            carried: vec![],
         }
     }
 
@@ -310,6 +347,82 @@ mod tests {
         assert_eq!(actions, vec![(2, Action::Silent), (3, Action::Full)]);
         assert_eq!(p.steps[0].restore, Some(Key::end(0, 1)));
         assert_eq!(p.exit_restore, Some(Key::end(0, 4)));
+    }
+
+    fn with_carried(mut ms: Vec<Manifest>, captured: &[i64]) -> Vec<Manifest> {
+        for m in &mut ms {
+            let how = if captured.contains(&m.iteration) {
+                "value"
+            } else {
+                "failed"
+            };
+            m.carried = Some(vec![crate::ckpt::CarriedInfo {
+                path: "X".into(),
+                how: how.into(),
+                note: (how == "failed").then(|| "a generator cannot be pickled".into()),
+            }]);
+        }
+        ms
+    }
+
+    #[test]
+    fn checkpoints_missing_carried_state_are_set_aside() {
+        let mut r = req(5, &[3], &[]);
+        r.carried = vec!["X".into()];
+        // X was saved with every checkpoint but epoch 2's: epoch 3 starts from epoch 1.
+        let ms = with_carried(every_epoch(5), &[-1, 0, 1, 3, 4]);
+        let p = plan(&r, &ms);
+        let actions: Vec<_> = p
+            .steps
+            .iter()
+            .map(|s| (s.iteration, s.action, s.restore))
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                (2, Action::Silent, Some(Key::end(0, 1))),
+                (3, Action::Own, None)
+            ]
+        );
+        assert_eq!(p.set_aside.len(), 1);
+        assert!(
+            p.set_aside[0].1.contains("a generator"),
+            "{:?}",
+            p.set_aside
+        );
+        // Checkpoints of a FlorDB that saved no carried state: from the loop's entry.
+        let mut old = every_epoch(5);
+        for m in &mut old {
+            m.carried = None;
+        }
+        let p = plan(&r, &old);
+        assert_eq!(
+            p.steps[0],
+            Step {
+                iteration: 0,
+                action: Action::Silent,
+                restore: Some(Key::end(0, -1))
+            }
+        );
+        assert!(!p.from_scratch);
+    }
+
+    #[test]
+    fn after_an_iteration_without_its_nested_loops_carried_state_comes_from_its_end() {
+        let mut r = req(4, &[1, 2, 3], &[]);
+        r.carried = vec!["X".into()];
+        let ms = with_carried(every_epoch(4), &[-1, 0, 1, 2, 3]);
+        let p = plan(&r, &ms);
+        let restores: Vec<_> = p.steps.iter().map(|s| s.restore).collect();
+        assert_eq!(
+            restores,
+            vec![
+                Some(Key::end(0, 0)),
+                Some(Key::end(0, 1)),
+                Some(Key::end(0, 2))
+            ]
+        );
+        assert_eq!(p.exit_restore, Some(Key::end(0, 3)));
     }
 
     #[test]

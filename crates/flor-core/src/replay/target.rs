@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::Timing;
+use crate::record::verify::Expected;
 use crate::record::{Kind, Value};
 use crate::store::{RunFile, RunInfo, Store};
 use crate::{Error, Result};
@@ -30,6 +31,12 @@ pub struct Target {
     pub argv: Vec<String>,
     /// The interpreter that ran it.
     pub python: Option<String>,
+    /// The working directory it started in (see `record::RunConfig::cwd`).
+    pub cwd: Option<String>,
+    /// Unix seconds when it started.
+    pub start: Option<f64>,
+    /// The settings that change its numbers (`record::meta::ENV`), if recorded.
+    pub env: Option<serde_json::Value>,
     /// Its recorded timings, for the cost estimate.
     pub timing: Timing,
 }
@@ -38,6 +45,24 @@ pub struct Target {
 /// finished run whose script is `script` (a path relative to the project root). Never
 /// another script's run: flordb 4 took the newest run file of any script (spec §9.3 #8).
 pub fn find(store: &Store, script: Option<&str>, run: Option<&str>) -> Result<Target> {
+    find_with_records(store, script, run).map(|(target, _)| target)
+}
+
+/// [`find`], with what the run recorded: the values a replay's check compares against.
+pub fn find_with_expected(
+    store: &Store,
+    script: Option<&str>,
+    run: Option<&str>,
+) -> Result<(Target, Expected)> {
+    let (target, file) = find_with_records(store, script, run)?;
+    Ok((target, Expected::from_records(&file.records)))
+}
+
+fn find_with_records(
+    store: &Store,
+    script: Option<&str>,
+    run: Option<&str>,
+) -> Result<(Target, RunFile)> {
     let runs = store.runs()?;
     let chosen: &RunInfo = match run {
         Some(wanted) => runs
@@ -95,20 +120,24 @@ pub fn find(store: &Store, script: Option<&str>, run: Option<&str>) -> Result<Ta
         .as_deref()
         .and_then(|a| serde_json::from_str::<Vec<String>>(a).ok())
         .unwrap_or_default();
-    Ok(Target {
+    let target = Target {
         version: chosen.version.clone().or(file.version.clone()),
         argv,
         python: file.python.clone(),
+        cwd: file.cwd.clone(),
+        start: file.start,
+        env: file.env.clone(),
         timing: Timing::from_records(&file.records),
         run_id: chosen.run_id.clone(),
-        tstamp: file.tstamp,
-        projid: file.projid,
-        filename: file.filename,
+        tstamp: file.tstamp.clone(),
+        projid: file.projid.clone(),
+        filename: file.filename.clone(),
         script: chosen.script.clone(),
         args,
         loop_counts,
         flor_dir: store.layout().flor_dir(),
-    })
+    };
+    Ok((target, file))
 }
 
 impl Target {

@@ -135,8 +135,8 @@ fn insert_provenance(
         None => None,
     };
     tx.execute(
-        "INSERT OR REPLACE INTO replays(path, run, script, version, statements, placed, request)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT OR REPLACE INTO replays(path, run, script, version, statements, placed, request, verification)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             st.name,
             run_pk,
@@ -144,7 +144,8 @@ fn insert_provenance(
             text("version"),
             text("statements"),
             text("placed"),
-            text("request")
+            text("request"),
+            text("verification")
         ],
     )?;
     Ok(())

@@ -30,6 +30,10 @@ pub struct RunFile {
     pub script: Option<String>,
     pub argv: Option<String>,
     pub python: Option<String>,
+    /// The working directory it started in (see `record::RunConfig::cwd`).
+    pub cwd: Option<String>,
+    /// The settings that change its numbers (`record::meta::ENV`), if recorded.
+    pub env: Option<serde_json::Value>,
     pub pid: Option<i64>,
     pub host: Option<String>,
     pub start: Option<f64>,
@@ -62,6 +66,8 @@ impl RunFile {
             argv: None,
             provenance: None,
             python: None,
+            cwd: None,
+            env: None,
             pid: None,
             host: None,
             start: None,
@@ -122,6 +128,7 @@ impl RunFile {
                 self.script = text("script");
                 self.name = text("name");
                 self.python = text("python");
+                self.cwd = text("cwd");
                 self.host = text("host");
                 self.argv = json.get("argv").map(|v| v.to_string());
                 self.pid = json.get("pid").and_then(|v| v.as_i64());
@@ -132,6 +139,7 @@ impl RunFile {
                 self.branch = text("branch");
             }
             meta::REPLAY => self.provenance = Some(json.clone()),
+            meta::ENV => self.env = Some(json.clone()),
             meta::END => {
                 self.end = json.get("end").and_then(|v| v.as_f64());
                 let code = json.get("exit_code").and_then(|v| v.as_i64()).unwrap_or(0);

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Bumped whenever the tables below change.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS runs(
@@ -84,7 +84,9 @@ CREATE TABLE IF NOT EXISTS replays(
     version TEXT,
     statements TEXT,
     placed TEXT,
-    request TEXT
+    request TEXT,
+    -- What replay's check against the recorded values found (replay::Verification, JSON).
+    verification TEXT
 );
 -- flordb's table, as a view, so its queries keep working.
 CREATE VIEW IF NOT EXISTS logs AS
