@@ -71,6 +71,18 @@ impl<'a, 't, 's> Definitions<'a, 't, 's> {
         Ok(out)
     }
 
+    /// The names a statement of today's script reads that it does not bind itself.
+    pub fn free_names(&self, stmt: NodeId) -> Vec<&'s str> {
+        let t = self.facts.s.tree;
+        let locals = binds_inside(&self.facts, t, stmt);
+        free_variables(t, stmt, &[])
+            .into_iter()
+            .filter(|&v| !self.facts.is_bound_here(v))
+            .map(|v| t.text(v))
+            .filter(|n| !locals.contains(n))
+            .collect()
+    }
+
     /// How a carried definition reads in the plan: `def grad_norm`, `import math`.
     pub fn label(&self, stmt: NodeId) -> String {
         let t = self.facts.s.tree;
@@ -195,4 +207,111 @@ pub(crate) fn insertion_offset(b: &Tree) -> usize {
                 .is_some_and(|&s| b.node(s).kind == "string"))
     });
     first.map_or(b.src.len(), |c| b.line_start(b.node(c).start))
+}
+
+/// Methods that a statement calls on the object of its method (`self.grad_norm()`) which
+/// today's class defines and the old version's class of that name does not, transitively:
+/// `(the old class's body, the method in today's script)`. Fails with the method's name
+/// when the old version has no class of that name to put it in.
+pub(crate) fn missing_methods(
+    new: &Tree,
+    old: &Tree,
+    stmt: NodeId,
+) -> Result<Vec<(NodeId, NodeId)>, String> {
+    let Some(method) = new
+        .ancestors(stmt)
+        .find(|&a| new.node(a).kind == "function_definition")
+    else {
+        return Ok(Vec::new());
+    };
+    let Some(class) = new
+        .ancestors(method)
+        .find(|&a| matches!(new.node(a).kind, "class_definition" | "function_definition"))
+    else {
+        return Ok(Vec::new());
+    };
+    if new.node(class).kind != "class_definition" {
+        return Ok(Vec::new());
+    }
+    let receiver = new
+        .field(method, "parameters")
+        .and_then(|p| new.node(p).children.first().copied())
+        .filter(|&p| new.node(p).kind == "identifier")
+        .map(|p| new.text(p));
+    let Some(receiver) = receiver else {
+        return Ok(Vec::new());
+    };
+    let today = methods(new, class);
+    let class_name = name_of(new, class);
+    let old_class = (0..old.len())
+        .find(|&n| old.node(n).kind == "class_definition" && name_of(old, n) == class_name);
+    let before = old_class.map(|c| methods(old, c)).unwrap_or_default();
+    let mut out: Vec<NodeId> = Vec::new();
+    let mut todo = vec![stmt];
+    while let Some(root) = todo.pop() {
+        for n in root..root + new.node(root).size {
+            if new.node(n).kind != "call" {
+                continue;
+            }
+            let Some(function) = new.field(n, "function") else {
+                continue;
+            };
+            let on_receiver = new.node(function).kind == "attribute"
+                && new
+                    .field(function, "object")
+                    .is_some_and(|o| new.node(o).kind == "identifier" && new.text(o) == receiver);
+            let Some(called) = new.field(function, "attribute").filter(|_| on_receiver) else {
+                continue;
+            };
+            let called = new.text(called);
+            let Some(&def) = today.get(called) else {
+                continue;
+            };
+            if before.contains_key(called) || out.contains(&def) {
+                continue;
+            }
+            if old_class.is_none() {
+                return Err(format!("{receiver}.{called}"));
+            }
+            out.push(def);
+            todo.push(def);
+        }
+    }
+    out.sort_unstable();
+    let body = old_class.and_then(|c| old.field(c, "body"));
+    Ok(body
+        .map(|b| out.iter().map(|&d| (b, d)).collect())
+        .unwrap_or_default())
+}
+
+/// The methods of a class by name (decorated ones included).
+fn methods<'s>(t: &Tree<'s>, class: NodeId) -> HashMap<&'s str, NodeId> {
+    let Some(body) = t.field(class, "body") else {
+        return HashMap::new();
+    };
+    t.node(body)
+        .children
+        .iter()
+        .filter_map(|&c| {
+            let def = match t.node(c).kind {
+                "decorated_definition" => t.field(c, "definition")?,
+                "function_definition" => c,
+                _ => return None,
+            };
+            Some((name_of(t, def), c))
+        })
+        .collect()
+}
+
+/// How a carried method reads in the plan: `def Trainer.grad_norm`.
+pub(crate) fn method_label(t: &Tree, def: NodeId) -> String {
+    let inner = match t.node(def).kind {
+        "decorated_definition" => t.field(def, "definition").unwrap_or(def),
+        _ => def,
+    };
+    let class = t
+        .ancestors(def)
+        .find(|&a| t.node(a).kind == "class_definition")
+        .map_or("", |c| name_of(t, c));
+    format!("def {class}.{}", name_of(t, inner))
 }

@@ -12,7 +12,9 @@
 //!   `self`;
 //! - a call of a function the script did not define (an import, `next`) may change its
 //!   arguments, except builtins that never do (`len`, `print`, ...); a module's functions
-//!   (`np.random.shuffle(x)`) likewise;
+//!   (`F.mse_loss(out, y)`, `np.mean(x)`) do not, except those known to
+//!   (`np.random.shuffle(x)`, `heapq.heappush(h, v)`) and torch's in-place ones ending in
+//!   `_` (`clip_grad_norm_(model.parameters(), 1.0)`);
 //! - a method of an object the script did not define changes its receiver, not its
 //!   arguments (`data.to(device)` leaves `device` alone), except methods known to change
 //!   them (`rng.shuffle(idx)`) and `out=` arguments;
@@ -67,8 +69,28 @@ pub(crate) const PURE: &[&str] = &[
     "zip",
 ];
 
-/// Methods of other people's objects that change their arguments, not only their receiver.
-const ARGUMENT_CHANGING_METHODS: &[&str] = &["shuffle", "copyto", "put", "place", "putmask"];
+/// Methods of other people's objects, and functions of modules, that change their
+/// arguments (besides a method's receiver). A module function whose name ends in `_` does
+/// too (torch's convention: `clip_grad_norm_`, `xavier_uniform_`).
+const ARGUMENT_CHANGING: &[&str] = &[
+    "shuffle",
+    "copyto",
+    "put",
+    "place",
+    "putmask",
+    "fill_diagonal",
+    "heappush",
+    "heappop",
+    "heapify",
+    "heappushpop",
+    "heapreplace",
+    "insort",
+    "insort_left",
+    "insort_right",
+    "seed",
+    "set_state",
+    "setstate",
+];
 
 /// What one statement does to one name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -437,7 +459,9 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
                     .root_of(object)
                     .is_some_and(|r| self.imported.contains(t.text(r)));
                 if module_call {
-                    self.arguments_changed(&args, out);
+                    if ARGUMENT_CHANGING.contains(&method) || method.ends_with('_') {
+                        self.arguments_changed(&args, out);
+                    }
                     return;
                 }
                 out.extend(self.changed(object));
@@ -451,7 +475,7 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
                         self.apply_summary(def, Some(object), &args, out);
                     }
                 }
-                if ARGUMENT_CHANGING_METHODS.contains(&method) {
+                if ARGUMENT_CHANGING.contains(&method) {
                     self.arguments_changed(&args, out);
                 }
             }
@@ -724,7 +748,7 @@ mod tests {
 
     #[test]
     fn methods_change_their_receiver_not_their_arguments() {
-        let src = "import numpy as np\ndata = data.to(device)\nrng.shuffle(idx)\nnp.random.shuffle(order)\nself.ema.update(net)\n";
+        let src = "import numpy as np\ndata = data.to(device)\nrng.shuffle(idx)\nnp.random.shuffle(order)\nself.ema.update(net)\nloss = np.mean(x)\n";
         assert_eq!(
             effects_of(src, 2),
             [("data".into(), false), ("data".into(), true)]
@@ -735,6 +759,7 @@ mod tests {
         );
         assert_eq!(effects_of(src, 4), [("order".into(), false)]);
         assert_eq!(effects_of(src, 5), [("self.ema".into(), false)]);
+        assert_eq!(effects_of(src, 6), [("loss".into(), true)]);
     }
 
     #[test]

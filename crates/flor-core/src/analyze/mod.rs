@@ -201,6 +201,46 @@ pub fn read_script(source: &str) -> Result<ScriptInfo, AnalyzeError> {
     Ok(Script::new(&tree).info())
 }
 
+/// The modules a script imports by absolute name (`import helpers`, `from utils.data
+/// import load`), as dotted names in source order; FlorDB's own left out. Which of them
+/// are the project's own is for the caller to decide (a file beside the script).
+pub fn imported_modules(source: &str) -> Vec<String> {
+    let Ok(tree) = Tree::parse(source) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for n in 0..tree.len() {
+        let names: Vec<&str> = match tree.node(n).kind {
+            "import_statement" => tree
+                .node(n)
+                .children
+                .iter()
+                .map(|&c| match tree.node(c).kind {
+                    "aliased_import" => tree.field(c, "name").map_or("", |x| tree.text(x)),
+                    _ => tree.text(c),
+                })
+                .collect(),
+            "import_from_statement" => tree
+                .field(n, "module_name")
+                .filter(|&m| tree.node(m).kind == "dotted_name")
+                .map(|m| vec![tree.text(m)])
+                .unwrap_or_default(),
+            _ => continue,
+        };
+        for name in names {
+            let top = name.split('.').next().unwrap_or_default();
+            if !name.is_empty()
+                && top != "flordb"
+                && top != "flor"
+                && !out.iter().any(|o| o == name)
+            {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out
+}
+
 /// Carries statements of today's script (`new_src`) into an old version (`old_src`).
 ///
 /// Each selector in `stmts` is a log name (every call logging that name is carried) or `@LINE`
@@ -251,6 +291,7 @@ pub fn propagate(
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(selected.len());
     let mut insertions: Vec<(usize, Insertion)> = Vec::new();
     let mut carried: Vec<Vec<NodeId>> = vec![Vec::new(); selected.len()];
+    let mut carried_methods: Vec<Vec<(NodeId, NodeId)>> = vec![Vec::new(); selected.len()];
     for (i, (name, stmt, call)) in selected.iter().enumerate() {
         let (stmt, call) = (*stmt, *call);
         if let Some(line) = already_present(&cx, name, stmt, call) {
@@ -260,16 +301,24 @@ pub fn propagate(
             }));
             continue;
         }
-        let placed = cx.place(stmt, call, &excluded).and_then(|(ins, unbound)| {
-            definitions
-                .needed(unbound, &known)
-                .map(|defs| (ins, defs))
-                .map_err(|name| Reason::UnboundVariable { name })
-        });
+        let placed = cx
+            .place(stmt, call, &excluded)
+            .and_then(|(ins, mut unbound)| {
+                let methods = carry::missing_methods(&new_tree, &old_tree, stmt)
+                    .map_err(|name| Reason::UnboundVariable { name })?;
+                for &(_, def) in &methods {
+                    unbound.extend(definitions.free_names(def));
+                }
+                definitions
+                    .needed(unbound, &known)
+                    .map(|defs| (ins, defs, methods))
+                    .map_err(|name| Reason::UnboundVariable { name })
+            });
         match placed {
-            Ok((ins, defs)) => {
+            Ok((ins, defs, methods)) => {
                 insertions.push((i, ins));
                 carried[i] = defs;
+                carried_methods[i] = methods;
                 outcomes.push(None);
             }
             Err(reason) => outcomes.push(Some(Outcome::CannotPlace {
@@ -288,6 +337,33 @@ pub fn propagate(
             offset: carry::insertion_offset(&old_tree),
             order: 0,
             text: format!("{}\n\n", text.join("\n\n")),
+        });
+    }
+    // Methods go at the end of their class in the old version.
+    let mut by_class: std::collections::BTreeMap<NodeId, Vec<NodeId>> = Default::default();
+    for &(body, def) in carried_methods.iter().flatten() {
+        let defs = by_class.entry(body).or_default();
+        if !defs.contains(&def) {
+            defs.push(def);
+        }
+    }
+    for (body, mut defs) in by_class {
+        defs.sort_unstable();
+        let first = old_tree
+            .node(body)
+            .children
+            .first()
+            .copied()
+            .unwrap_or(body);
+        let to = old_tree.indent_of(first).unwrap_or("    ");
+        let text: Vec<String> = defs
+            .iter()
+            .map(|&d| place::reindent(new_tree.text(d), new_tree.indent_of(d).unwrap_or(""), to))
+            .collect();
+        just.push(Insertion {
+            offset: place::line_after(old_src, old_tree.node(body).end),
+            order: 0,
+            text: format!("\n{}", text.join("\n\n")),
         });
     }
     let (source, lines) = splice(old_src, &just);
@@ -312,7 +388,15 @@ pub fn propagate(
             name: selected[i].0.clone(),
             line,
             text: ins.text,
-            carried: carried[i].iter().map(|&d| definitions.label(d)).collect(),
+            carried: carried[i]
+                .iter()
+                .map(|&d| definitions.label(d))
+                .chain(
+                    carried_methods[i]
+                        .iter()
+                        .map(|&(_, d)| carry::method_label(&new_tree, d)),
+                )
+                .collect(),
         });
     }
     Ok(Propagation {
@@ -473,4 +557,18 @@ pub fn statements(source: &str, stmts: &[&str]) -> Result<Vec<Statement>, Analyz
             text: tree.text(stmt).to_owned(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod import_tests {
+    use super::imported_modules;
+
+    #[test]
+    fn imported_modules_in_order() {
+        let src = "import os, numpy as np\nfrom helpers import train\nimport flordb as flor\nfrom .rel import x\nfrom utils.data import load\n";
+        assert_eq!(
+            imported_modules(src),
+            ["os", "numpy", "helpers", "utils.data"]
+        );
+    }
 }

@@ -295,14 +295,14 @@ impl Script<'_, '_> {
 }
 
 /// The byte after the end of the line holding `offset` (the end of the file if it has no newline).
-fn line_after(src: &str, offset: usize) -> usize {
+pub(crate) fn line_after(src: &str, offset: usize) -> usize {
     src[offset..]
         .find('\n')
         .map_or(src.len(), |i| offset + i + 1)
 }
 
 /// Moves a statement from indentation `from` to `to`, line by line.
-fn reindent(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn reindent(text: &str, from: &str, to: &str) -> String {
     let mut out = String::with_capacity(text.len() + to.len());
     for (i, line) in text.lines().enumerate() {
         if i > 0 {
