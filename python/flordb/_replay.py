@@ -369,6 +369,10 @@ def setup(flags: Flags) -> None:
     known = sorted({s[0] for s in sites if s[0] is not None})
     unknown = [n for n in flags.apply if n not in known]
     if unknown:
+        sites += _module_sites(root, script, source, unknown)
+        known = sorted({s[0] for s in sites if s[0] is not None})
+        unknown = [n for n in flags.apply if n not in known]
+    if unknown:
         raise SystemExit(
             f"flordb: --apply {','.join(unknown)}: {script} has no flor.log call by that name "
             f"(it logs: {', '.join(known) or 'nothing'})"
@@ -398,7 +402,8 @@ def setup(flags: Flags) -> None:
         _R = _Replay(flags, info, sites, flags.apply)
     _R.tag = tag
     # Tasks write a part; a replay by itself writes one too, merged at exit.
-    _R.output_part = flags.replay_output or f"{info['output']}.part0"
+    # (Named after this process: two replays of one request at once write their own.)
+    _R.output_part = flags.replay_output or f"{info['output']}.{os.getpid()}.part0"
     _native.replay_start(
         info["run_id"], info["tstamp"], info["projid"], info["filename"], _R.output_part, flags.apply,
         verify=os.environ.get("FLOR_REPLAY_VERIFY", "1") != "0",
@@ -442,6 +447,27 @@ class _TorchWatcher:
 
         loader.exec_module = exec_module
         return spec
+
+
+def _module_sites(root: str, script: str, source: str, names: list[str]) -> list:
+    """Log sites of ``names`` in the project's own modules that the script imports (the
+    training step in ``helpers.py``). Such a statement runs wherever the script calls it:
+    it counts as nested in the script's outer loop, which is then replayed in full."""
+    outer = next((loop[0] for loop in _native.script_loops(source) if loop[3] == 1), None)
+    out = []
+    for module in _native.local_modules(str(root), script, source):
+        try:
+            found = _native.read_script((Path(root) / module).read_text())
+        except (OSError, ReplayError):
+            continue
+        for name, line, level, loops, needs_nested, clock in found:
+            if name not in names:
+                continue
+            if outer is None:
+                out.append((name, line, level, loops, needs_nested, clock))
+            else:
+                out.append((name, line, 2, [outer, *loops], True, clock))
+    return out
 
 
 def _use_recorded_argv(info: dict, script: str) -> None:
@@ -721,7 +747,7 @@ def _orchestrate(flags: Flags, info: dict, sites: list) -> bool:
     names = flags.apply or sorted({s[0] for s in sites if s[0] is not None})
     output = Path(info["output"])
     output.parent.mkdir(parents=True, exist_ok=True)
-    parts = [output.with_name(f"{output.name}.part{j}") for j in range(k)]
+    parts = [output.with_name(f"{output.name}.{os.getpid()}.part{j}") for j in range(k)]
     procs = []
     task_names = [names if j == k - 1 else [x for x in names if x in deep] for j in range(k)]
     for j in range(1, k):

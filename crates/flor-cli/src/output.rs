@@ -89,7 +89,8 @@ fn csv_field(s: &str) -> String {
 
 /// Seconds for people: `0.4 s`, `12 s`, `3 min 05 s`, `1 h 02 min`.
 pub(crate) fn duration(secs: f64) -> String {
-    let secs = secs.max(0.0);
+    // Also turns -0.0 (a sum of nothing) into 0.
+    let secs = if secs > 0.0 { secs } else { 0.0 };
     if secs < 10.0 {
         format!("{secs:.1} s")
     } else if secs < 60.0 {

@@ -262,7 +262,7 @@ fn print_plan(c: &Campaign, out: &mut impl Write) -> Result<()> {
         .iter()
         .map(|s| format!("{} (line {})", s.name, s.line))
         .collect();
-    writeln!(out, "replay {} of {}", stmts.join(", "), c.script)?;
+    writeln!(out, "replay {} of {}", stmts.join(", "), c.file)?;
     if let Some((name, spec)) = c
         .iters
         .iter()
@@ -302,6 +302,23 @@ fn print_plan(c: &Campaign, out: &mut impl Write) -> Result<()> {
         writeln!(out, "  {}", describe_work(r))?;
         for line in describe_trust(r) {
             writeln!(out, "  {line}")?;
+        }
+        if r.tasks.len() > 1 {
+            let name = r.outer.as_ref().map_or("iteration", |o| o.name.as_str());
+            let parts: Vec<String> = r
+                .tasks
+                .iter()
+                .map(|t| {
+                    let iters = t.iterations.as_deref().map(ranges).unwrap_or_default();
+                    let from = match t.start {
+                        Some(-1) => "from the loop's start".to_string(),
+                        Some(it) => format!("from the end of {name} {it}"),
+                        None => "recomputed from the start".to_string(),
+                    };
+                    format!("{name} {iters} {from}")
+                })
+                .collect();
+            writeln!(out, "  tasks: {}", parts.join("; "))?;
         }
         let secs: f64 = r.tasks.iter().map(|t| t.secs).sum();
         writeln!(
@@ -545,9 +562,9 @@ fn execute(
         let wt = repo
             .add_worktree(&r.version, &label)
             .with_context(|| format!("cannot check out version {}", short(&r.version)))?;
-        let script = wt.path().join(&c.script);
-        std::fs::write(&script, &r.source)
-            .with_context(|| format!("cannot write {}", script.display()))?;
+        let edited = wt.path().join(&c.file);
+        std::fs::write(&edited, &r.source)
+            .with_context(|| format!("cannot write {}", edited.display()))?;
         r.as_of.apply(repo.root(), wt.path());
         trees.push(wt);
         groups.insert(key, trees.len() - 1);
@@ -576,12 +593,15 @@ fn execute(
             wt.path().join(&c.script).to_string_lossy().into_owned()
         };
         for (ti, t) in r.tasks.iter().enumerate() {
+            // Named after this process: two replays of one request at once each write
+            // their own parts, and each merge is whole.
             let part = r.output.with_file_name(format!(
-                "{}.part{ti}",
+                "{}.{}.part{ti}",
                 r.output
                     .file_name()
                     .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                std::process::id()
             ));
             let mut argv = vec![script_arg.clone()];
             argv.extend(r.target.argv.iter().skip(1).cloned());

@@ -31,6 +31,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(replay_plan, m)?)?;
     m.add_function(wrap_pyfunction!(iter_spec, m)?)?;
     m.add_function(wrap_pyfunction!(script_loops, m)?)?;
+    m.add_function(wrap_pyfunction!(local_modules, m)?)?;
     m.add_function(wrap_pyfunction!(replay_skipping_nested, m)?)?;
     m.add_function(wrap_pyfunction!(replay_divergence, m)?)?;
     m.add_function(wrap_pyfunction!(replay_report, m)?)?;
@@ -91,6 +92,13 @@ fn read_script(
             )
         })
         .collect())
+}
+
+/// The project's own modules that `script` (relative to `root`) imports, relative to
+/// `root` (see `replay::campaign::local_modules`).
+#[pyfunction]
+fn local_modules(root: PathBuf, script: String, source: &str) -> Vec<String> {
+    replay::campaign::local_modules(&root, &script, source)
 }
 
 /// The `flor.loop`s of a script: `[(name, line, end_line, level, [(carried path,

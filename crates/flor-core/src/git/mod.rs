@@ -28,6 +28,9 @@ pub const PERMISSION_PREFIX: &str = "flor.";
 #[derive(Debug, Clone)]
 pub struct Repo {
     root: PathBuf,
+    /// The environment git runs in, read once ([`Repo::with_env_snapshot`]); `None`:
+    /// the process's own at each call.
+    env: Option<std::sync::Arc<Vec<(std::ffi::OsString, std::ffi::OsString)>>>,
 }
 
 /// A run's code version.
@@ -59,6 +62,7 @@ impl Repo {
             .ancestors()
             .find(|d| d.join(".git").exists())
             .map(|d| Repo {
+                env: None,
                 root: d.to_path_buf(),
             })
     }
@@ -111,6 +115,7 @@ impl Repo {
             .arg(&self.root)
             .args(["-c", "core.looseCompression=1"])
             .args(args);
+        self.apply_env(&mut cmd);
         cmd.envs(env.iter().copied());
         if let Some(index) = index {
             cmd.env("GIT_INDEX_FILE", index);
@@ -152,11 +157,30 @@ impl Repo {
         Ok(out.stdout)
     }
 
+    /// This repository with git run in the environment the process has now, read once
+    /// here: git started from another thread then never reads the process's environment
+    /// while the script changes it (`os.environ[...] = ...` right after the first FlorDB
+    /// call, as `lightning.seed_everything` does), which glibc does not make safe.
+    pub fn with_env_snapshot(&self) -> Repo {
+        Repo {
+            root: self.root.clone(),
+            env: Some(std::sync::Arc::new(std::env::vars_os().collect())),
+        }
+    }
+
+    fn apply_env(&self, cmd: &mut Command) {
+        if let Some(env) = &self.env {
+            cmd.env_clear();
+            cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        }
+    }
+
     fn has_identity(&self) -> bool {
         static IDENTITY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *IDENTITY.get_or_init(|| {
-            Command::new("git")
-                .arg("-C")
+            let mut cmd = Command::new("git");
+            self.apply_env(&mut cmd);
+            cmd.arg("-C")
                 .arg(&self.root)
                 .args(["var", "GIT_COMMITTER_IDENT"])
                 .stdout(Stdio::null())

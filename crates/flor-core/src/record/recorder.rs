@@ -469,7 +469,12 @@ impl Recorder {
             arg: false,
         })]);
         let snapshot = match &self.config.repo {
-            Some(repo) => Some(spawn_snapshot(repo.clone(), id.clone(), writer.sender())),
+            // The snapshot's git runs on another thread: in the environment of now.
+            Some(repo) => Some(spawn_snapshot(
+                repo.with_env_snapshot(),
+                id.clone(),
+                writer.sender(),
+            )),
             None => {
                 self.warnings.push(format!(
                     "{} is not inside a git repository: runs are recorded without their code version (run `git init` to keep versions)",

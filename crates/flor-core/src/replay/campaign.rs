@@ -38,6 +38,9 @@ pub struct Request {
 #[derive(Debug)]
 pub struct Campaign {
     pub script: String,
+    /// The file holding the statements, relative to the root: the script, or one of the
+    /// project's own modules it imports (`helpers.py` with the training step).
+    pub file: String,
     /// The selected statements of today's script.
     pub statements: Vec<Statement>,
     /// Where the statements came from when today's script does not have them.
@@ -127,6 +130,9 @@ pub struct Task {
     /// Estimated seconds, forked from the worker server: process start and setup
     /// (which the server does once, [`Campaign::boot_secs`]) excluded.
     pub secs: f64,
+    /// The outer iteration whose end checkpoint the task starts from (-1: the loop's
+    /// entry); `None`: it recomputes from the start without one.
+    pub start: Option<i64>,
 }
 
 impl Campaign {
@@ -202,14 +208,24 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
                 .into(),
         ));
     }
+    let mut file = script.clone();
     let (today, statements, source_note) = match analyze::statements(&today, &selectors) {
         Ok(found) => (today, found, None),
         Err(e @ analyze::AnalyzeError::UnknownName { .. }) => {
-            // As flordb 2.x did: the statement may live in a version that was run, not
-            // in the checked-out file (a teammate's branch, an older commit).
-            let (source, found, note) = statements_from_history(repo, &all, &script, &selectors)
-                .ok_or_else(|| Error::Replay(format!("{script}: {e}")))?;
-            (source, found, Some(note))
+            if let Some((module, source, found)) =
+                statements_in_modules(repo.root(), &script, &today, &selectors)
+            {
+                let note = format!("the statements are in {module}, which {script} imports");
+                file = module;
+                (source, found, Some(note))
+            } else {
+                // As flordb 2.x did: the statement may live in a version that was run, not
+                // in the checked-out file (a teammate's branch, an older commit).
+                let (source, found, note) =
+                    statements_from_history(repo, &all, &script, &selectors)
+                        .ok_or_else(|| Error::Replay(format!("{script}: {e}")))?;
+                (source, found, Some(note))
+            }
         }
         Err(e) => return Err(Error::Replay(format!("{script}: {e}"))),
     };
@@ -238,6 +254,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
     let tag = request_tag(&req.iters, &req.overrides);
     let mut campaign = Campaign {
         script: script.clone(),
+        file: file.clone(),
         source_note,
         statements,
         runs: Vec::new(),
@@ -255,7 +272,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
             store,
             repo,
             req,
-            &today,
+            (&today, &file),
             &selectors,
             info,
             &mut sources,
@@ -272,6 +289,40 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
 /// Whether `wanted` is the run's id, tstamp or `--flor` name.
 fn names_run(r: &RunInfo, wanted: &str) -> bool {
     r.run_id == wanted || r.tstamp == wanted || r.name.as_deref() == Some(wanted)
+}
+
+/// The project's own modules that `script` imports (files beside it or below its folder:
+/// `helpers.py`, `utils/data.py`), relative to the root, in import order.
+pub fn local_modules(root: &Path, script: &str, source: &str) -> Vec<String> {
+    let dir = Path::new(script).parent().unwrap_or(Path::new(""));
+    analyze::imported_modules(source)
+        .into_iter()
+        .filter_map(|name| {
+            let rel = dir.join(name.replace('.', "/"));
+            let candidates = [rel.with_extension("py"), rel.join("__init__.py")];
+            candidates
+                .into_iter()
+                .find(|p| root.join(p).is_file())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// The first of the script's own modules that holds every selected statement: its path,
+/// source and statements.
+fn statements_in_modules(
+    root: &Path,
+    script: &str,
+    source: &str,
+    selectors: &[&str],
+) -> Option<(String, String, Vec<Statement>)> {
+    local_modules(root, script, source)
+        .into_iter()
+        .find_map(|module| {
+            let text = std::fs::read_to_string(root.join(&module)).ok()?;
+            let found = analyze::statements(&text, selectors).ok()?;
+            Some((module, text, found))
+        })
 }
 
 /// The newest recorded version of `script` that logs every selected name: its source,
@@ -386,7 +437,7 @@ fn prepare_run(
     store: &Store,
     repo: &Repo,
     req: &Request,
-    today: &str,
+    (today, file): (&str, &str),
     selectors: &[&str],
     info: &RunInfo,
     sources: &mut HashMap<String, std::result::Result<String, String>>,
@@ -410,8 +461,8 @@ fn prepare_run(
                     short(&version)
                 ));
             }
-            repo.read_file_at(&version, &script)
-                .map_err(|_| format!("{script} is missing from its code version {}", short(&version)))
+            repo.read_file_at(&version, file)
+                .map_err(|_| format!("{file} is missing from its code version {}", short(&version)))
         })
         .clone()?;
     let result = analyze::propagate(today, &old, selectors).map_err(|e| e.to_string())?;
@@ -437,22 +488,51 @@ fn prepare_run(
                 .is_some_and(|n| apply.iter().any(|a| a == n))
         })
         .collect();
-    let level = sites.iter().map(|s| effective_level(s)).max().unwrap_or(0);
+    // A statement in one of the script's modules runs wherever the script calls it: in
+    // the script's outer loop, replayed in full (its own loops are nested there).
+    let main = if file == script {
+        None
+    } else {
+        let text = repo.read_file_at(&version, &script).map_err(|_| {
+            format!(
+                "{script} is missing from its code version {}",
+                short(&version)
+            )
+        })?;
+        let info = analyze::read_script(&text).map_err(|e| e.to_string())?;
+        info.loops
+            .iter()
+            .find(|l| l.level == 1 && l.kind == analyze::LoopKind::Loop)
+            .map(|l| (l.name.as_str().to_owned(), info.clone()))
+    };
+    let level = match &main {
+        Some(_) => 2,
+        None => sites.iter().map(|s| effective_level(s)).max().unwrap_or(0),
+    };
     let checkpoints = usable_manifests(&target)?;
-    let outer = match sites.iter().find(|s| s.level >= 1) {
+    let outer_site = match &main {
+        Some((name, _)) => Some(name.clone()),
+        None => sites
+            .iter()
+            .find(|s| s.level >= 1)
+            .map(|s| s.loops[0].clone()),
+    };
+    let outer = match outer_site {
         None => None,
-        Some(site) => {
-            let name = site.loops[0].clone();
+        Some(name) => {
             let iterations = target.loop_counts.get(&name).copied().unwrap_or(0);
             let spec = spec_for(&req.iters, &name);
             let want =
                 requested(spec, iterations).map_err(|e| format!("--iter {name}={spec}: {e}"))?;
-            let levels: BTreeSet<usize> = sites
-                .iter()
-                .filter(|s| s.level >= 1 && s.loops[0] == name)
-                .map(|s| effective_level(s))
-                .collect();
-            let carried = carried_paths(&info_script, &name);
+            let levels: BTreeSet<usize> = match &main {
+                Some(_) => BTreeSet::from([2]),
+                None => sites
+                    .iter()
+                    .filter(|s| s.level >= 1 && s.loops[0] == name)
+                    .map(|s| effective_level(s))
+                    .collect(),
+            };
+            let carried = carried_paths(main.as_ref().map_or(&info_script, |(_, i)| i), &name);
             let plan = plan(
                 &loop_request(iterations, &want, &levels, &carried),
                 &checkpoints,
@@ -468,7 +548,11 @@ fn prepare_run(
         }
     };
     let output = target.output(&apply, tag);
-    let checked = checked_names(&info_script, &apply, outer.as_ref());
+    let checked = checked_names(
+        main.as_ref().map_or(&info_script, |(_, i)| i),
+        &apply,
+        outer.as_ref(),
+    );
     let as_of = repo.ignored_as_of(target.start);
     Ok(RunReplay {
         target,
@@ -581,6 +665,7 @@ fn split_tasks(c: &mut Campaign) {
                 iterations: r.outer.as_ref().map(|o| o.want.clone()),
                 apply: r.apply.clone(),
                 secs,
+                start: None,
             }];
             continue;
         };
@@ -607,10 +692,18 @@ fn split_tasks(c: &mut Campaign) {
                         .cloned()
                         .collect()
                 };
+                let start = r.outer.as_ref().and_then(|o| {
+                    let p = plan(
+                        &loop_request(o.iterations, &chunk, &o.levels, &o.carried),
+                        &r.checkpoints,
+                    );
+                    p.steps.first().and_then(|s| s.restore).map(|k| k.iteration)
+                });
                 Task {
                     secs: task_secs(r, Some(&chunk), overhead),
                     iterations: Some(chunk),
                     apply,
+                    start,
                 }
             })
             .collect();

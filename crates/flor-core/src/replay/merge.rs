@@ -230,7 +230,7 @@ pub fn merge_parts(
     write_line(header, None, &meta, &mut text);
     text.push_str(&body);
 
-    let tmp = output.with_extension("jsonl.merging");
+    let tmp = output.with_extension(format!("jsonl.{}.merging", std::process::id()));
     let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     out.write_all(text.as_bytes())
         .and_then(|()| out.sync_all())

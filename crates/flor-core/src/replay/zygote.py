@@ -22,8 +22,12 @@ import weakref
 
 
 def send(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `flor replay` is gone (it refused its input, or was killed): so is its server.
+        os._exit(0)
 
 
 def third_party_imports(path):
