@@ -272,3 +272,35 @@ for doc in ["a", "b", "c"]:
     project.run("train.py", "--replay_flor", "--apply", "twice", "--iter", "doc=0,2")
     got = {r["doc"]: r["twice"] for r in project.frame("twice") if r["source"] == "replay" and r.get("twice") is not None}
     assert got == {0: 2, 2: 6}
+
+
+def test_plan_wording_for_a_loop_without_nested_loops_and_iter_counting(project: Project):
+    script = """
+import numpy as np
+import flordb as flor
+
+w = np.ones(2)
+with flor.checkpointing(w=w):
+    for it in flor.loop("iter", range(6)):
+        w *= 0.5
+        flor.log("w0", float(w[0]))
+"""
+    record(project, {"train.py": script})
+    project.write("train.py", script.replace('        flor.log("w0", float(w[0]))\n', '        flor.log("w0", float(w[0]))\n        flor.log("w1", float(w[1]))\n'))
+    plan = project.flor("replay", "w1", "--iter", "iter=2,4", "--dry-run").stdout
+    assert "2 run (no nested loop)" in plan and "without their nested loops" not in plan, plan
+    assert "--iter counts a loop's iterations from 0: iter=2 is its pass number 3" in plan, plan
+    assert "checked against the recorded values of w0" in plan, plan
+
+
+def test_a_new_argument_without_default_asks_for_override_in_replay(project: Project):
+    script = """
+import flordb as flor
+for epoch in flor.loop("epoch", range(2)):
+    flor.log("e", epoch)
+"""
+    record(project, {"train.py": script})
+    project.write("train.py", script.replace('    flor.log("e", epoch)\n', '    flor.log("e", epoch)\n    flor.log("k", flor.arg("k"))\n'))
+    out = project.run("train.py", "--replay_flor", "--apply", "k", check=False)
+    assert out.returncode != 0
+    assert "pass --override k=VALUE" in out.stderr, out.stderr

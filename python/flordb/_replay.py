@@ -387,8 +387,11 @@ def setup(flags: Flags) -> None:
         raise SystemExit(f"flordb: {err}") from None
     if flags.replay_run is None:
         # Started by the user (`python train.py --replay_flor`), not as a task of a larger
-        # replay: the script's own flags are the recorded run's, and its files are those it saw.
+        # replay: the script's own flags are the recorded run's.
         _use_recorded_argv(info, script)
+    if not os.environ.get("FLORDB_PROJECT"):
+        # In the user's checkout (not a `flor replay` worktree, which leaves them out):
+        # the files the run did not see are hidden until its loop starts.
         _hide_until_loop(info["written_since"])
     rejected = sorted(k for k in flags.overrides if k in dict(info["args"]) and k not in OVERRIDE_ALLOWED)
     if rejected:

@@ -691,37 +691,8 @@ fn locals_rebound(nodes: &[NodeId], t: &super::tree::Tree, name: &str, f: &Facts
 /// Builtins and Python's own names: calling one is not calling an object of the script.
 pub(crate) fn is_builtin_name(name: &str) -> bool {
     PURE.contains(&name)
-        || matches!(
-            name,
-            "next"
-                | "iter"
-                | "open"
-                | "setattr"
-                | "delattr"
-                | "vars"
-                | "dir"
-                | "map"
-                | "filter"
-                | "object"
-                | "super"
-                | "bytes"
-                | "bytearray"
-                | "memoryview"
-                | "slice"
-                | "exec"
-                | "eval"
-                | "globals"
-                | "locals"
-                | "input"
-                | "__import__"
-                | "__file__"
-                | "__name__"
-                | "self"
-                | "cls"
-                | "True"
-                | "False"
-                | "None"
-        )
+        || super::rename::is_builtin(name)
+        || matches!(name, "self" | "cls" | "True" | "False" | "None")
 }
 
 #[cfg(test)]
