@@ -595,7 +595,37 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
         summary
     }
 
-    fn summarize(&self, def: NodeId) -> Summary<'s> {
+    /// The names local to function `def`: its parameters and what it binds (imports
+    /// included), without those it declares `global` or `nonlocal`.
+    pub fn locals_of(&self, def: NodeId) -> Names<'s> {
+        let t = self.s.tree;
+        let mut locals: Names = self.parameters(def).into_iter().collect();
+        let Some(body) = t.field(def, "body") else {
+            return locals;
+        };
+        let nodes = self.nodes(body, true);
+        let mut declared: Names = HashSet::new();
+        for &n in &nodes {
+            match t.node(n).kind {
+                "global_statement" | "nonlocal_statement" => {
+                    for &c in &t.node(n).children {
+                        declared.insert(t.text(c));
+                    }
+                }
+                "identifier" if self.is_bound_here(n) => {
+                    locals.insert(t.text(n));
+                }
+                "import_statement" | "import_from_statement" => {
+                    locals.extend(self.rebinds(n));
+                }
+                _ => {}
+            }
+        }
+        locals.retain(|n| !declared.contains(n));
+        locals
+    }
+
+    fn parameters(&self, def: NodeId) -> Vec<&'s str> {
         let t = self.s.tree;
         let mut params: Vec<&'s str> = Vec::new();
         if let Some(ps) = t.field(def, "parameters") {
@@ -616,6 +646,12 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
                 params.extend(name.map(|n| t.text(n)));
             }
         }
+        params
+    }
+
+    fn summarize(&self, def: NodeId) -> Summary<'s> {
+        let t = self.s.tree;
+        let params = self.parameters(def);
         let Some(body) = t.field(def, "body") else {
             return Summary {
                 params,

@@ -24,7 +24,9 @@
 //!    statement whose header reads a stale name makes its whole body stale. Branches join by
 //!    union, plain loops and the outer loop itself repeat until nothing changes (values carry over
 //!    from one iteration to the next). Helper functions are not followed in order: their level-1
-//!    statements only ever add stale names.
+//!    statements only ever add stale names. A helper's own locals (its parameters and what it
+//!    binds) are its own: `data` bound in `train()`'s step loop does not make `test()`'s `data`
+//!    stale; they go stale only through the helper's own statements.
 //! 3. A level-1 log statement needs the nested loops when it reads a stale name where it stands,
 //!    sits under a header that reads one, or calls a helper that runs a nested loop. In a helper,
 //!    the statement, its headers and the statements calling the helper are checked against every
@@ -70,6 +72,8 @@ struct Analysis<'a, 't, 's> {
     f: Facts<'a, 't, 's>,
     /// Names of functions that run a `flor.loop`, themselves or through the functions they call.
     runners: Names<'s>,
+    /// The local names of every function.
+    locals: HashMap<NodeId, Names<'s>>,
 }
 
 /// What one pass over an outer loop's body found.
@@ -108,7 +112,12 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             logs,
             f: Facts::new(s),
             runners: HashSet::new(),
+            locals: HashMap::new(),
         };
+        a.locals = (0..t.len())
+            .filter(|&n| t.node(n).kind == "function_definition")
+            .map(|d| (d, a.f.locals_of(d)))
+            .collect();
         a.find_runners();
         a
     }
@@ -201,13 +210,24 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
         };
         let mut start: Names = HashSet::new();
         let mut helpers = Vec::new();
+        let mut local_stale: HashMap<NodeId, Names> = HashMap::new();
         for (&s, c) in &self.chains {
             if !in_outer(c) {
                 continue;
             }
             let nodes = self.nodes(s, false);
             if deeper(c) || self.is_nested_loop(s) || self.calls_runner(&nodes) {
-                start.extend(self.effects(&nodes, true).iter().map(|e| e.root));
+                // A helper's own locals (train()'s `data`) stay in the helper.
+                for e in self.effects(&nodes, true) {
+                    match self.helper_of(s, outer) {
+                        Some((def, locals)) if locals.contains(e.root) => {
+                            local_stale.entry(def).or_default().insert(e.root);
+                        }
+                        _ => {
+                            start.insert(e.root);
+                        }
+                    }
+                }
             } else if c.len() == 1 && !t.contains(outer, s) {
                 helpers.push(s);
             }
@@ -218,13 +238,12 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             let mut stale = start.clone();
             self.block(body, &mut stale, false, &mut rec);
             let mut all: Names = rec.seen.iter().chain(&stale).copied().collect();
-            self.spread(&helpers, &mut all);
+            self.spread(&helpers, outer, &mut all, &mut local_stale);
             let next: Names = start.iter().chain(&stale).chain(&all).copied().collect();
             if next.len() == start.len() {
-                let helper_logs = helpers
-                    .iter()
-                    .copied()
-                    .filter(|s| self.logs.contains(s) && self.helper_needs(*s, outer, &all));
+                let helper_logs = helpers.iter().copied().filter(|s| {
+                    self.logs.contains(s) && self.helper_needs(*s, outer, &all, &local_stale)
+                });
                 rec.logs.extend(helper_logs);
                 return rec.logs;
             }
@@ -232,24 +251,81 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
         }
     }
 
-    /// Level-1 statements of helpers, in no order: each that reads a stale name spreads it.
-    fn spread(&self, helpers: &[NodeId], stale: &mut Names<'s>) {
+    /// The helper function holding `s` and its locals, unless `s` is in the function
+    /// (or module) that holds the outer loop.
+    fn helper_of(&self, s: NodeId, outer: NodeId) -> Option<(NodeId, &Names<'s>)> {
+        let t = self.s.tree;
+        let def = t
+            .ancestors(s)
+            .find(|&a| t.node(a).kind == "function_definition")?;
+        if t.contains(def, outer) {
+            return None;
+        }
+        self.locals.get(&def).map(|l| (def, l))
+    }
+
+    /// Whether statement `s` reads a stale name: one of its helper's own locals made stale
+    /// in that helper, or any other name stale in the iteration.
+    fn reads_stale(
+        &self,
+        s: NodeId,
+        outer: NodeId,
+        stale: &Names<'s>,
+        local_stale: &HashMap<NodeId, Names<'s>>,
+    ) -> bool {
+        let scope = self.helper_of(s, outer);
+        self.reads(s).into_iter().any(|r| match scope {
+            Some((def, locals)) if locals.contains(r) => {
+                local_stale.get(&def).is_some_and(|l| l.contains(r))
+            }
+            _ => stale.contains(r),
+        })
+    }
+
+    /// Level-1 statements of helpers, in no order: each that reads a stale name spreads it
+    /// (to its helper's locals, or to the iteration's names).
+    fn spread(
+        &self,
+        helpers: &[NodeId],
+        outer: NodeId,
+        stale: &mut Names<'s>,
+        local_stale: &mut HashMap<NodeId, Names<'s>>,
+    ) {
         loop {
-            let before = stale.len();
+            let size = |s: &Names, l: &HashMap<NodeId, Names>| {
+                s.len() + l.values().map(HashSet::len).sum::<usize>()
+            };
+            let before = size(stale, local_stale);
             for &s in helpers {
-                if !self.reads(s).is_disjoint(stale) {
-                    let all = self.effects(&self.nodes(s, true), false);
-                    stale.extend(all.iter().map(|e| e.root));
+                if !self.reads_stale(s, outer, stale, local_stale) {
+                    continue;
+                }
+                let scope = self.helper_of(s, outer);
+                for e in self.effects(&self.nodes(s, true), false) {
+                    match scope {
+                        Some((def, locals)) if locals.contains(e.root) => {
+                            local_stale.entry(def).or_default().insert(e.root);
+                        }
+                        _ => {
+                            stale.insert(e.root);
+                        }
+                    }
                 }
             }
-            if stale.len() == before {
+            if size(stale, local_stale) == before {
                 return;
             }
         }
     }
 
     /// A log statement in a helper: it, its headers and its callers at level 1, against `stale`.
-    fn helper_needs(&self, stmt: NodeId, outer: NodeId, stale: &Names<'s>) -> bool {
+    fn helper_needs(
+        &self,
+        stmt: NodeId,
+        outer: NodeId,
+        stale: &Names<'s>,
+        local_stale: &HashMap<NodeId, Names<'s>>,
+    ) -> bool {
         let t = self.s.tree;
         let mut todo = vec![stmt];
         let mut done = HashSet::new();
@@ -258,7 +334,7 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
                 continue;
             }
             let own = self.nodes(s, false);
-            if !self.reads(s).is_disjoint(stale) || self.calls_runner(&own) {
+            if self.reads_stale(s, outer, stale, local_stale) || self.calls_runner(&own) {
                 return true;
             }
             let up = t.ancestors(s).find(|&a| {
@@ -485,6 +561,46 @@ with flor.checkpointing(model=net):
         flor.log('w', net.w)
 ";
         assert_eq!(needing(src), ["avg_in_helper", "avg", "direct"]);
+    }
+
+    #[test]
+    fn a_helpers_locals_are_its_own() {
+        // pytorch/examples' mnist: the step loop in train(), an evaluation in test(), both
+        // with their own `data` and `output`.
+        let src = "\
+import flordb as flor
+def train(model, device, loader, optimizer):
+    for data, target in flor.loop('step', loader):
+        data, target = data.to(device), target.to(device)
+        output = model(data)
+        loss = crit(output, target)
+        optimizer.step()
+def test(model, device, loader):
+    correct = 0
+    for data, target in loader:
+        data = data.to(device)
+        output = model(data)
+        correct += (output.argmax(1) == target).sum().item()
+    flor.log('test_acc', correct)
+    return correct
+with flor.checkpointing(model=model, optimizer=optimizer, scheduler=scheduler):
+    for epoch in flor.loop('epoch', range(3)):
+        train(model, device, train_loader, optimizer)
+        acc = test(model, device, test_loader)
+        flor.log('acc', acc)
+        scheduler.step()
+";
+        assert_eq!(needing(src), Vec::<String>::new());
+        // Returning what the step loop built is still stale.
+        let returning = src.replace(
+            "        optimizer.step()\n",
+            "        optimizer.step()\n    return loss\n",
+        )
+        .replace(
+            "        train(model, device, train_loader, optimizer)\n",
+            "        last = train(model, device, train_loader, optimizer)\n        flor.log('last', last)\n",
+        );
+        assert_eq!(needing(&returning), ["last"]);
     }
 
     #[test]
