@@ -33,6 +33,7 @@ import types
 from typing import Any
 
 from . import _native
+from ._objects import _capture_object, _flatten, _restore_object, _unflatten
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
@@ -171,8 +172,6 @@ def _loader_state(value: Any) -> dict | None:
 def capture(frame: Any, carried: list[tuple[str, bool]], enrolled: dict, leaves: list) -> tuple[dict, list]:
     """Reads the carried values out of ``frame``: ``(state for the skeleton, [(path,
     how, note)] for the manifest)``. Tensors and arrays join ``leaves``."""
-    from ._ckpt import _capture_object, _flatten
-
     enrolled_ids = {id(o) for o in enrolled.values()}
     state: dict[str, tuple] = {}
     infos: list[tuple[str, str, str | None]] = []
@@ -218,8 +217,6 @@ def capture(frame: Any, carried: list[tuple[str, bool]], enrolled: dict, leaves:
 
 def restore(frame: Any, state: dict, leaves: list) -> None:
     """Writes carried values saved by :func:`capture` back into ``frame``."""
-    from ._ckpt import _restore_object, _unflatten
-
     for path, (how, backend, data) in state.items():
         payload = pickle.loads(data)
         if how == "loader":

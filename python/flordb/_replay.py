@@ -277,8 +277,7 @@ def _explain(plan: dict, name: str, n: int) -> None:
     for key in plan["refused"]:
         print(f"flordb: replay: checkpoint {key} of run {R.run_id} is incomplete or corrupt; not used", file=sys.stderr)
     aside = plan["set_aside"]
-    used = {restore for _, _, restore in plan["steps"] if restore is not None}
-    if aside and any(it > min(used | {n}) for it, _ in aside):
+    if aside and plan["steps"]:
         it, why = aside[0]
         print(
             f"flordb: replay: {len(aside)} checkpoint(s) of run {R.run_id} cannot start an iteration "
