@@ -604,14 +604,8 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
             return locals;
         };
         let nodes = self.nodes(body, true);
-        let mut declared: Names = HashSet::new();
         for &n in &nodes {
             match t.node(n).kind {
-                "global_statement" | "nonlocal_statement" => {
-                    for &c in &t.node(n).children {
-                        declared.insert(t.text(c));
-                    }
-                }
                 "identifier" if self.is_bound_here(n) => {
                     locals.insert(t.text(n));
                 }
@@ -621,8 +615,19 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
                 _ => {}
             }
         }
+        let declared = self.declared(&nodes);
         locals.retain(|n| !declared.contains(n));
         locals
+    }
+
+    /// Names that `nodes` declare `global` or `nonlocal`.
+    fn declared(&self, nodes: &[NodeId]) -> Names<'s> {
+        let t = self.s.tree;
+        nodes
+            .iter()
+            .filter(|&&n| matches!(t.node(n).kind, "global_statement" | "nonlocal_statement"))
+            .flat_map(|&n| t.node(n).children.iter().map(|&c| t.text(c)))
+            .collect()
     }
 
     fn parameters(&self, def: NodeId) -> Vec<&'s str> {
@@ -659,27 +664,8 @@ impl<'a, 't, 's> Facts<'a, 't, 's> {
             };
         };
         let nodes = self.nodes(body, true);
-        let mut declared: Names = HashSet::new();
-        let mut locals: Names = params.iter().copied().collect();
-        for &n in &nodes {
-            match t.node(n).kind {
-                "global_statement" | "nonlocal_statement" => {
-                    for &c in &t.node(n).children {
-                        declared.insert(t.text(c));
-                    }
-                }
-                "identifier" if self.is_bound_here(n) => {
-                    locals.insert(t.text(n));
-                }
-                "import_statement" | "import_from_statement" => {
-                    locals.extend(self.rebinds(n));
-                }
-                _ => {}
-            }
-        }
-        for d in &declared {
-            locals.remove(d);
-        }
+        let declared = self.declared(&nodes);
+        let locals = self.locals_of(def);
         let mut summary = Summary {
             params: params.clone(),
             ..Summary::default()

@@ -219,14 +219,7 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             if deeper(c) || self.is_nested_loop(s) || self.calls_runner(&nodes) {
                 // A helper's own locals (train()'s `data`) stay in the helper.
                 for e in self.effects(&nodes, true) {
-                    match self.helper_of(s, outer) {
-                        Some((def, locals)) if locals.contains(e.root) => {
-                            local_stale.entry(def).or_default().insert(e.root);
-                        }
-                        _ => {
-                            start.insert(e.root);
-                        }
-                    }
+                    self.mark_stale(s, outer, e.root, &mut start, &mut local_stale);
                 }
             } else if c.len() == 1 && !t.contains(outer, s) {
                 helpers.push(s);
@@ -262,6 +255,26 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             return None;
         }
         self.locals.get(&def).map(|l| (def, l))
+    }
+
+    /// Makes `name`, as statement `s` sees it, stale: in its helper's locals when it is one
+    /// of them, else in the iteration's names.
+    fn mark_stale(
+        &self,
+        s: NodeId,
+        outer: NodeId,
+        name: &'s str,
+        stale: &mut Names<'s>,
+        local_stale: &mut HashMap<NodeId, Names<'s>>,
+    ) {
+        match self.helper_of(s, outer) {
+            Some((def, locals)) if locals.contains(name) => {
+                local_stale.entry(def).or_default().insert(name);
+            }
+            _ => {
+                stale.insert(name);
+            }
+        }
     }
 
     /// Whether statement `s` reads a stale name: one of its helper's own locals made stale
@@ -300,16 +313,8 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
                 if !self.reads_stale(s, outer, stale, local_stale) {
                     continue;
                 }
-                let scope = self.helper_of(s, outer);
                 for e in self.effects(&self.nodes(s, true), false) {
-                    match scope {
-                        Some((def, locals)) if locals.contains(e.root) => {
-                            local_stale.entry(def).or_default().insert(e.root);
-                        }
-                        _ => {
-                            stale.insert(e.root);
-                        }
-                    }
+                    self.mark_stale(s, outer, e.root, stale, local_stale);
                 }
             }
             if size(stale, local_stale) == before {
