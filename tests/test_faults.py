@@ -1,6 +1,6 @@
-"""Nothing lost, nothing wrong under what scripts and users do at the same time: a script
-that changes its environment while FlorDB snapshots its code, and two replays of the
-same runs at once."""
+"""Nothing lost, nothing wrong under what scripts and users do: a script that changes its
+environment while FlorDB snapshots its code, two replays of the same runs at once, and
+the ways a script ends that its exit handlers cannot see."""
 
 from __future__ import annotations
 
@@ -65,3 +65,59 @@ def test_two_replays_at_once_are_both_complete(project: Project):
         per_run.setdefault(r["run_id"], set()).add(r["epoch"])
     assert len(per_run) == 3 and all(epochs == {0, 1, 2, 3} for epochs in per_run.values()), per_run
     assert len(rows) == 12
+
+
+# Ways a script ends that Python's exit handlers cannot see, and signals that would kill
+# it before they run: the run keeps the status the process really ended with.
+EXITS = {
+    "raise SystemExit(3)": ("raise SystemExit(3)\n", 3, "failed", 3),
+    "the exit builtin": ("exit(4)\n", 4, "failed", 4),
+    "a caught sys.exit": ("import sys\ntry:\n    sys.exit(3)\nexcept SystemExit:\n    pass\n", 0, "finished", 0),
+    "the script's own excepthook": (
+        "import sys\nsys.excepthook = lambda *a: print('custom', file=sys.stderr)\nraise RuntimeError('boom')\n",
+        1,
+        "failed",
+        1,
+    ),
+    "SystemExit inside the loop": (None, 5, "failed", 5),
+}
+
+
+def test_runs_keep_the_status_the_process_ended_with(project: Project):
+    loop = "import flordb as flor\nfor e in flor.loop('epoch', range(3)):\n    flor.log('x', e)\n"
+    for i, (tail, _, _, _) in enumerate(EXITS.values()):
+        body = loop + tail if tail else loop.replace("    flor.log('x', e)\n", "    flor.log('x', e)\n    if e == 1:\n        raise SystemExit(5)\n")
+        project.write(f"s{i}.py", body)
+    project.commit_all()
+    for i, (why, (_, code, _, _)) in enumerate(EXITS.items()):
+        out = project.run(f"s{i}.py", check=False)
+        assert out.returncode == code, (why, out.stderr)
+    runs = {r["script"]: r for r in project.runs()}
+    for i, (why, (_, _, status, exit_code)) in enumerate(EXITS.items()):
+        r = runs[f"s{i}.py"]
+        assert (r["status"], r["exit_code"]) == (status, exit_code), why
+        assert r["version"], why
+
+
+def test_sigterm_and_sighup_save_the_epoch_and_keep_the_code(project: Project):
+    script = """
+import os, signal, sys, time
+import flordb as flor
+sig = getattr(signal, sys.argv[1])
+for e in flor.loop("epoch", range(100)):
+    flor.log("x", e)
+    if e == 3:
+        os.kill(os.getpid(), sig)
+    time.sleep(0.01)
+"""
+    project.write("train.py", script)
+    project.commit_all()
+    for name, code in (("SIGTERM", 143), ("SIGHUP", 129)):
+        out = project.run("train.py", name, check=False)
+        assert out.returncode == code, out.stderr
+    runs = project.runs()
+    assert [(r["status"], r["exit_code"]) for r in runs] == [("failed", 143), ("failed", 129)]
+    counts = {}
+    for r in project.frame("x"):
+        counts[r["run_id"]] = counts.get(r["run_id"], 0) + 1
+    assert sorted(counts.values()) == [4, 4]

@@ -191,6 +191,32 @@ def _install_exit_hooks() -> None:
     sys.exit = exit_
     sys.excepthook = excepthook
     atexit.register(_at_exit)
+    _install_signal_handlers()
+
+
+def _install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP (a scheduler's stop, a closed terminal) end the script through
+    its exit handlers, so the current epoch's records are saved and the run keeps the
+    status a shell reports (143, 129). Only in a script's main thread, where the script
+    has not set its own; not in FlorDB's own command (its engine code would hold the
+    signal back) nor in IPython and Jupyter (the kernel owns its signals)."""
+    import signal
+    import threading
+
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if program in ("-m", "flor") or "IPython" in sys.modules:
+        return
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, _frame: Any) -> None:
+        _state.exit_code = 128 + signum
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, stop)
 
 
 def _report_flor_error(err: FlorError, tb: Any) -> None:
@@ -214,7 +240,8 @@ def _at_exit() -> None:
     if _replay.active():
         _replay.before_commit()
     try:
-        summary = _native.commit(_state.exit_code or 0)
+        # A forward run keeps the status the process really exits with (see commit).
+        summary = _native.commit(_state.exit_code or 0, at_exit=not _replay.active())
     except FlorError as err:
         print(f"flordb: the run could not be saved completely: {err}", file=sys.stderr)
         return

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use flor_core::git::{self, Repo};
-use flor_core::record::{Item, Kind, Recorder, RunConfig, RunStatus};
+use flor_core::record::{Item, Kind, LineHeader, Recorder, RunConfig, RunStatus};
 use flor_core::store::find_root;
 
 use crate::convert::{item_text, to_logged_value, to_value};
@@ -111,6 +111,7 @@ fn configure(
         cwd: cwd_text,
         name,
     };
+    exit_status::register();
     let mut recorder = Recorder::new(config);
     // With an interpreter to start the finisher, run files reach git after the run.
     recorder.defer_git(recorder.config().python.is_some());
@@ -185,10 +186,16 @@ fn iteration_exit(py: Python<'_>, depth: usize) -> PyResult<()> {
 }
 
 /// Ends the active run. `exit_code` 0 means finished, anything else failed. Returns a
-/// dict describing the run, or None when no run was active.
+/// dict describing the run, or None when no run was active. `at_exit`: the process is
+/// ending; where the C library says with which status ([`exit_status`]), that status is
+/// the one the run keeps, and the finisher starts after it is known.
 #[pyfunction]
-#[pyo3(signature = (exit_code=0))]
-fn commit<'py>(py: Python<'py>, exit_code: i32) -> PyResult<Option<Bound<'py, PyDict>>> {
+#[pyo3(signature = (exit_code=0, at_exit=false))]
+fn commit<'py>(
+    py: Python<'py>,
+    exit_code: i32,
+    at_exit: bool,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
     let status = if exit_code == 0 {
         RunStatus::Finished
     } else {
@@ -199,7 +206,19 @@ fn commit<'py>(py: Python<'py>, exit_code: i32) -> PyResult<Option<Bound<'py, Py
         let config = r.config();
         Ok((summary, config.root.clone(), config.python.clone()))
     })?;
-    if summary.is_some() && git::has_pending(&root) {
+    let pending = summary.is_some() && git::has_pending(&root);
+    let deferred = match (&summary, at_exit) {
+        (Some(s), true) => exit_status::defer(ExitWatch {
+            path: s.path.clone(),
+            header: s.header.clone(),
+            recorded: s.status,
+            finisher: pending
+                .then(|| finisher_command(py, python.as_deref(), &root))
+                .flatten(),
+        }),
+        _ => false,
+    };
+    if pending && !deferred {
         finish_in_background(py, python.as_deref(), &root)?;
     }
     summary
@@ -223,34 +242,39 @@ spec.loader.exec_module(native)
 native.finish_runs(sys.argv[2])
 ";
 
-/// Starts a detached process that commits the finished run's file to git (see
+/// The command of the detached finisher: commits the finished run's file to git (see
 /// `flor_core::git::pending`) and imports it into the cache, so that the exit does not
 /// wait for either. It shares no pipe with this process, so whoever waits for this
-/// process's output is not kept waiting. If it cannot start, the commit is made here.
-fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> PyResult<()> {
+/// process's output is not kept waiting.
+fn finisher_command(
+    py: Python<'_>,
+    python: Option<&str>,
+    root: &Path,
+) -> Option<std::process::Command> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
 
-    let module: Option<String> = py
+    let module: String = py
         .import("flordb._native")
         .and_then(|m| m.getattr("__file__"))
         .and_then(|f| f.extract())
-        .ok();
-    let spawned = match (python, module) {
-        (Some(python), Some(module)) => Command::new(python)
-            .arg("-c")
-            .arg(FINISHER)
-            .arg(module)
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group: a Ctrl-C meant for the script does not stop it.
-            .process_group(0)
-            .spawn()
-            .ok(),
-        _ => None,
-    };
+        .ok()?;
+    let mut cmd = Command::new(python?);
+    cmd.arg("-c")
+        .arg(FINISHER)
+        .arg(module)
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: a Ctrl-C meant for the script does not stop it.
+        .process_group(0);
+    Some(cmd)
+}
+
+/// Starts the finisher ([`finisher_command`]); if it cannot start, the commit is made here.
+fn finish_in_background(py: Python<'_>, python: Option<&str>, root: &Path) -> PyResult<()> {
+    let spawned = finisher_command(py, python, root).and_then(|mut c| c.spawn().ok());
     match spawned {
         // Reaped by a thread, should this process live on (a notebook).
         Some(mut child) => {
@@ -301,4 +325,82 @@ fn current_run(py: Python<'_>) -> PyResult<Option<(String, String)>> {
         Ok(r.run_id()
             .map(|id| (id.to_string(), r.tstamp().unwrap_or_default().to_string())))
     })
+}
+
+/// What the process's own exit status may still change about the run it just committed,
+/// and the finisher to start once that is settled.
+struct ExitWatch {
+    path: PathBuf,
+    header: LineHeader,
+    recorded: RunStatus,
+    finisher: Option<std::process::Command>,
+}
+
+/// The status the process really exits with, from the C library (glibc's `on_exit`):
+/// Python's exit handlers cannot see a `raise SystemExit(3)`, the `exit(3)` builtin, an
+/// exception shown by the script's own `sys.excepthook`, or a `sys.exit(3)` the script
+/// caught. Runs after the interpreter is gone: no Python here.
+mod exit_status {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    use flor_core::record::{amend_status, RunStatus};
+
+    use super::ExitWatch;
+
+    static WATCH: Mutex<Option<ExitWatch>> = Mutex::new(None);
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+    // The one foreign call of this crate: glibc's `on_exit`, which no safe crate wraps.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    mod c {
+        use std::ffi::{c_int, c_void};
+        unsafe extern "C" {
+            pub fn on_exit(function: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+        }
+    }
+
+    /// Watches the process's exit, once; false where the C library cannot tell the status.
+    pub(super) fn register() -> bool {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            if !REGISTERED.swap(true, Ordering::SeqCst) {
+                // SAFETY: `on_exit` stores a function pointer to call at exit(); `exiting`
+                // is an `extern "C"` function that lives as long as the process.
+                #[allow(unsafe_code)]
+                let ok = unsafe { c::on_exit(exiting, std::ptr::null_mut()) } == 0;
+                REGISTERED.store(ok, Ordering::SeqCst);
+            }
+        }
+        REGISTERED.load(Ordering::SeqCst)
+    }
+
+    /// Hands the committed run to the exit watch; false if none is registered (the caller
+    /// starts the finisher itself).
+    pub(super) fn defer(watch: ExitWatch) -> bool {
+        if !REGISTERED.load(Ordering::SeqCst) {
+            return false;
+        }
+        *WATCH.lock().unwrap_or_else(|e| e.into_inner()) = Some(watch);
+        true
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    extern "C" fn exiting(status: std::ffi::c_int, _arg: *mut std::ffi::c_void) {
+        let Some(mut watch) = WATCH.try_lock().ok().and_then(|mut w| w.take()) else {
+            return;
+        };
+        let real = if status == 0 {
+            RunStatus::Finished
+        } else {
+            RunStatus::Failed(status)
+        };
+        if real != watch.recorded {
+            let _ = amend_status(&watch.path, &watch.header, real);
+        }
+        if let Some(cmd) = watch.finisher.as_mut() {
+            let _ = cmd.spawn();
+        }
+    }
 }

@@ -13,7 +13,7 @@ pub use ctx::{segments_json, write_stack_json, Item, Position, Segment};
 pub use identity::{local_time, local_tstamp, RunId};
 pub use line::{parse_line, write_line, LineHeader, ParsedLine};
 pub(crate) use recorder::hostname;
-pub use recorder::{CommitSummary, Recorder, ReplaySink, RunConfig, RunStatus};
+pub use recorder::{amend_status, CommitSummary, Recorder, ReplaySink, RunConfig, RunStatus};
 pub use value::{parse_lenient, write_json_str, Value, ValueType};
 
 use std::collections::HashSet;

@@ -69,6 +69,42 @@ pub struct CommitSummary {
     pub run_id: RunId,
     pub records: u64,
     pub version: Option<String>,
+    /// The run file, complete.
+    pub path: PathBuf,
+    /// Its lines' header (projid, tstamp, filename), for [`amend_status`].
+    pub header: LineHeader,
+    pub status: RunStatus,
+}
+
+/// Appends an end record to a complete run file: the process ended with another status
+/// than its exit handlers knew (`raise SystemExit(3)` is not seen by them; a caught
+/// `sys.exit(3)` is). Readers take the last end record.
+pub fn amend_status(path: &std::path::Path, header: &LineHeader, status: RunStatus) -> Result<()> {
+    use std::io::Write;
+    let (text, code) = match status {
+        RunStatus::Finished => ("finished", 0),
+        RunStatus::Failed(code) => ("failed", code),
+    };
+    let record = Record {
+        name: meta::END.into(),
+        value: Value::Json(serde_json::json!({
+            "status": text,
+            "exit_code": code,
+            "end": unix_now(),
+            "amended": "the process's own exit status",
+        })),
+        kind: Kind::Meta,
+        arg: false,
+    };
+    let mut line = String::new();
+    super::write_line(header, None, &record, &mut line);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| crate::Error::io(path, e))?;
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| crate::Error::io(path, e))
 }
 
 struct ActiveRun {
@@ -673,10 +709,14 @@ impl Recorder {
             // A failed replay leaves nothing partial behind.
             let _ = std::fs::remove_file(&tmp);
         }
+        let header = LineHeader::new(&self.config.projid, &run.tstamp, &self.config.filename);
         Ok(Some(CommitSummary {
             run_id: run.id,
             records,
             version: None,
+            path: run.path,
+            header,
+            status,
         }))
     }
 
@@ -765,10 +805,14 @@ impl Recorder {
                 }
             }
         }
+        let header = LineHeader::new(&self.config.projid, &run.tstamp, &self.config.filename);
         Ok(Some(CommitSummary {
             run_id: run.id,
             records,
             version,
+            path: run.path,
+            header,
+            status,
         }))
     }
 
