@@ -121,3 +121,28 @@ for e in flor.loop("epoch", range(100)):
     for r in project.frame("x"):
         counts[r["run_id"]] = counts.get(r["run_id"], 0) + 1
     assert sorted(counts.values()) == [4, 4]
+
+
+def test_where_clauses_reach_no_python_name_and_loop_names_are_checked(project: Project):
+    script = """
+import flordb as flor
+for epoch in flor.loop("epoch", range(2)):
+    flor.log("x", epoch)
+"""
+    project.write("train.py", script)
+    project.commit_all()
+    project.run("train.py", env={"FLOR_EPSILON": "1000"})
+    project.write("train.py", script.replace('    flor.log("x", epoch)\n', '    flor.log("x", epoch)\n    flor.log("y", epoch)\n'))
+    out = project.run(
+        "-c",
+        "import flordb as flor\n"
+        "try:\n"
+        "    flor.replay(['y'], where_clause=\"@os.system('touch PWNED') == 0\", yes=True)\n"
+        "except flor.ReplayError as e:\n"
+        "    print('refused:', e)\n",
+    )
+    assert "refused:" in out.stdout and not (project.path / "PWNED").exists(), out.stdout + out.stderr
+    cli = project.flor("replay", "y", "--iter", "epcoh=1", "--yes", check=False)
+    assert cli.returncode != 0 and 'no loop named "epcoh" (its loops: epoch)' in cli.stderr, cli.stderr
+    direct = project.run("train.py", "--replay_flor", "--apply", "y", "--iter", "epcoh=1", check=False)
+    assert direct.returncode != 0 and "no loop named 'epcoh'" in direct.stderr, direct.stderr

@@ -16,7 +16,7 @@ import sys
 from typing import Any, Sequence
 
 from flordb import ReplayError
-from flordb._hindsight import execute
+from flordb._hindsight import execute, query_rows
 
 from ._pivot import full_pivot, log_records
 
@@ -42,10 +42,7 @@ def replay(
         for name in names:
             if not name.startswith("@") and name not in frame.columns:
                 frame[name] = None
-        try:
-            hits = frame.query(where_clause, engine="python")
-        except Exception as err:  # noqa: BLE001 - pandas raises many kinds for a bad clause
-            raise ReplayError(f"where_clause {where_clause!r} failed on full_pivot(log_records()): {err}") from None
+        hits = query_rows(frame, where_clause, "full_pivot(log_records())")
         runs = _run_ids(hits)
         if not runs:
             print(f"flor.replay: no run matches {where_clause!r}", file=sys.stderr)

@@ -57,11 +57,23 @@ def _selected_runs(names: list[str], where_clause: str) -> list[str]:
     for name in mentioned:
         if name not in frame.columns and (name in names or name not in known):
             frame[name] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    try:
-        hits = frame.query(where_clause, engine="python")
-    except Exception as err:  # noqa: BLE001 - pandas raises many kinds for a bad clause
-        raise ReplayError(f"where_clause {where_clause!r} failed on flor.dataframe(): {err}") from None
+    hits = query_rows(frame, where_clause, "flor.dataframe()")
     return list(dict.fromkeys(hits["run_id"].astype(str)))
+
+
+def query_rows(frame, where_clause: str, what: str):
+    """The rows of ``frame`` where ``where_clause`` (pandas ``query`` syntax) holds, with
+    no access to any Python name: no ``@name`` of the caller's or of FlorDB's, no dunder
+    attributes (a where-clause may come from a web page)."""
+    if "@" in where_clause or "__" in where_clause:
+        raise ReplayError(
+            f"where_clause {where_clause!r}: only column names, literals, comparisons and column "
+            "methods (x.isna(), x.astype(...)) are allowed; no @names and no __attributes__"
+        )
+    try:
+        return frame.query(where_clause, engine="python", local_dict={}, global_dict={})
+    except Exception as err:  # noqa: BLE001 - pandas raises many kinds for a bad clause
+        raise ReplayError(f"where_clause {where_clause!r} failed on {what}: {err}") from None
 
 
 def _pairs(items: Any, what: str) -> list[str]:

@@ -376,6 +376,20 @@ def setup(flags: Flags) -> None:
             f"flordb: --apply {','.join(unknown)}: {script} has no flor.log call by that name "
             f"(it logs: {', '.join(known) or 'nothing'})"
         )
+    loops = set(_native.loop_names(source))
+    for module in _native.local_modules(str(root), script, source):
+        try:
+            loops.update(_native.loop_names((Path(root) / module).read_text()))
+        except OSError:
+            pass
+    # (A task of `flor replay` may be asked for a loop that only other versions have.)
+    misspelled = sorted(set(flags.iters) - loops) if flags.replay_run is None else []
+    if misspelled:
+        name = misspelled[0]
+        raise SystemExit(
+            f"flordb: --iter {name}={flags.iters[name]}: {script} has no loop named {name!r} "
+            f"(its loops: {', '.join(sorted(loops)) or 'none'})"
+        )
     tag = json.dumps([sorted(flags.iters.items()), sorted(flags.overrides.items())])
     try:
         # Under `flor replay` the script runs in a worktree of its version; the store

@@ -32,6 +32,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(iter_spec, m)?)?;
     m.add_function(wrap_pyfunction!(script_loops, m)?)?;
     m.add_function(wrap_pyfunction!(local_modules, m)?)?;
+    m.add_function(wrap_pyfunction!(loop_names, m)?)?;
     m.add_function(wrap_pyfunction!(replay_skipping_nested, m)?)?;
     m.add_function(wrap_pyfunction!(replay_divergence, m)?)?;
     m.add_function(wrap_pyfunction!(replay_report, m)?)?;
@@ -99,6 +100,20 @@ fn read_script(
 #[pyfunction]
 fn local_modules(root: PathBuf, script: String, source: &str) -> Vec<String> {
     replay::campaign::local_modules(&root, &script, source)
+}
+
+/// The names of every `flor.loop` and `flor.iteration` of a script (none if it does not
+/// parse).
+#[pyfunction]
+fn loop_names(source: &str) -> Vec<String> {
+    analyze::read_script(source)
+        .map(|info| {
+            info.loops
+                .into_iter()
+                .map(|l| l.name.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The `flor.loop`s of a script: `[(name, line, end_line, level, [(carried path,

@@ -230,6 +230,13 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         Err(e) => return Err(Error::Replay(format!("{script}: {e}"))),
     };
     let names: Vec<String> = dedup(statements.iter().map(|s| s.name.clone()));
+    check_iter_names(
+        &req.iters,
+        &[
+            &today,
+            &std::fs::read_to_string(repo.root().join(&script)).unwrap_or_default(),
+        ],
+    )?;
 
     let mut selected: Vec<&RunInfo> = all
         .iter()
@@ -289,6 +296,31 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
 /// Whether `wanted` is the run's id, tstamp or `--flor` name.
 fn names_run(r: &RunInfo, wanted: &str) -> bool {
     r.run_id == wanted || r.tstamp == wanted || r.name.as_deref() == Some(wanted)
+}
+
+/// Refuses `--iter LOOP=SPEC` for a loop that none of `sources` has: a misspelled name
+/// would otherwise ask for nothing and replay everything.
+fn check_iter_names(iters: &[(String, String)], sources: &[&str]) -> Result<()> {
+    let mut known: Vec<String> = sources
+        .iter()
+        .filter_map(|s| analyze::read_script(s).ok())
+        .flat_map(|info| info.loops.into_iter().map(|l| l.name.as_str().to_owned()))
+        .collect();
+    known.sort();
+    known.dedup();
+    for (name, spec) in iters {
+        if !known.contains(name) {
+            return Err(Error::Replay(format!(
+                "--iter {name}={spec}: the script has no loop named {name:?} (its loops: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The project's own modules that `script` imports (files beside it or below its folder:
