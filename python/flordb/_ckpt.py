@@ -24,7 +24,7 @@ from . import _native
 from ._native import CheckpointError, FlorError
 
 # `_Leaf` is named here too: checkpoints pickled before it moved refer to it by this module.
-from ._objects import _capture_object, _flatten, _is_module, _Leaf, _restore_object, _unflatten  # noqa: F401
+from ._objects import _capture_object, _flatten, _Leaf, _restore_object, _unflatten  # noqa: F401
 
 # The objects enrolled by the innermost active `flor.checkpointing(...)`.
 _enrolled: dict[str, Any] = {}

@@ -44,8 +44,8 @@ pub(crate) struct Nested {
 }
 
 impl Nested {
-    pub fn new(script: &Script) -> Self {
-        let a = Analysis::new(script);
+    pub fn new(facts: &Facts) -> Self {
+        let a = Analysis::new(facts);
         let mut needs = HashSet::new();
         for &outer in &a.outer {
             for stmt in a.needs_nested(outer) {
@@ -61,7 +61,7 @@ impl Nested {
     }
 }
 
-struct Analysis<'a, 't, 's> {
+struct Analysis<'f, 'a, 't, 's> {
     s: &'a Script<'t, 's>,
     /// Outer `flor.loop`s: the ones replay plans.
     outer: Vec<NodeId>,
@@ -69,7 +69,7 @@ struct Analysis<'a, 't, 's> {
     chains: HashMap<NodeId, Vec<NodeId>>,
     /// Statements holding a log call.
     logs: HashSet<NodeId>,
-    f: Facts<'a, 't, 's>,
+    f: &'f Facts<'a, 't, 's>,
     /// Names of functions that run a `flor.loop`, themselves or through the functions they call.
     runners: Names<'s>,
     /// The local names of every function.
@@ -85,8 +85,9 @@ struct Record<'s> {
     logs: HashSet<NodeId>,
 }
 
-impl<'a, 't, 's> Analysis<'a, 't, 's> {
-    fn new(s: &'a Script<'t, 's>) -> Self {
+impl<'f, 'a, 't, 's> Analysis<'f, 'a, 't, 's> {
+    fn new(f: &'f Facts<'a, 't, 's>) -> Self {
+        let s = f.s;
         let t = s.tree;
         let chains: HashMap<NodeId, Vec<NodeId>> = (0..t.len())
             .filter(|&n| t.is_statement(n))
@@ -110,7 +111,7 @@ impl<'a, 't, 's> Analysis<'a, 't, 's> {
             outer,
             chains,
             logs,
-            f: Facts::new(s),
+            f,
             runners: HashSet::new(),
             locals: HashMap::new(),
         };

@@ -499,8 +499,8 @@ impl<'t, 's> Script<'t, 's> {
 
     pub fn info(&self) -> ScriptInfo {
         let tree = self.tree;
-        let nested = Nested::new(self);
         let facts = Facts::new(self);
+        let nested = Nested::new(&facts);
         let clock = clock_logs(&facts);
         let sites = self
             .log_calls

@@ -277,16 +277,19 @@ impl Recorder {
     }
 
     fn emit(&mut self, name: &str, value: Value, kind: Kind, arg: bool) -> Result<()> {
-        if let Some(sink) = &self.replay {
-            if let (Some(v), Kind::Log, false) = (self.verifier.as_mut(), kind, arg) {
+        if self.replay.is_some() && kind == Kind::Log && !arg && self.verifier.is_some() {
+            let interned = self.intern(name);
+            if let Some(v) = self.verifier.as_mut().filter(|v| v.wants(interned)) {
                 let stack: Vec<(Name, Option<i64>)> = self
                     .frames
                     .iter()
                     .filter(|f| f.iteration.is_some() || f.item.is_some())
                     .map(|f| (f.name, f.iteration))
                     .collect();
-                v.check(&stack, Name::intern(name), &value);
+                v.check(&stack, interned, &value);
             }
+        }
+        if let Some(sink) = &self.replay {
             let projected = sink.apply.is_empty() || sink.apply.contains(name);
             if !arg && (self.muted || kind != Kind::Log || !projected) {
                 return Ok(());

@@ -182,9 +182,15 @@ impl Verifier {
         self.skipping_nested = skipping;
     }
 
+    /// Whether values named `name` are compared at all (the run logged it, and it is not
+    /// left out): the caller builds the loop stack only for those.
+    pub fn wants(&self, name: Name) -> bool {
+        self.expected.names.contains(&name) && !self.skipped.contains_key(name.as_str())
+    }
+
     /// Compares one logged value with the record; `stack` is the live loop stack.
     pub fn check(&mut self, stack: &[(Name, Option<i64>)], name: Name, value: &Value) {
-        if !self.expected.names.contains(&name) || self.skipped.contains_key(name.as_str()) {
+        if !self.wants(name) {
             return;
         }
         let key = (stack.to_vec(), name);

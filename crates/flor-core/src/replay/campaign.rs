@@ -200,7 +200,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         None => newest_script(&all)?,
     };
     let today_path = repo.root().join(&script);
-    let today = std::fs::read_to_string(&today_path).map_err(|e| Error::io(&today_path, e))?;
+    let script_src = std::fs::read_to_string(&today_path).map_err(|e| Error::io(&today_path, e))?;
     let selectors: Vec<&str> = req.selectors.iter().map(String::as_str).collect();
     if selectors.is_empty() {
         return Err(Error::Replay(
@@ -209,11 +209,11 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         ));
     }
     let mut file = script.clone();
-    let (today, statements, source_note) = match analyze::statements(&today, &selectors) {
-        Ok(found) => (today, found, None),
+    let (today, statements, source_note) = match analyze::statements(&script_src, &selectors) {
+        Ok(found) => (script_src.clone(), found, None),
         Err(e @ analyze::AnalyzeError::UnknownName { .. }) => {
             if let Some((module, source, found)) =
-                statements_in_modules(repo.root(), &script, &today, &selectors)
+                statements_in_modules(repo.root(), &script, &script_src, &selectors)
             {
                 let note = format!("the statements are in {module}, which {script} imports");
                 file = module;
@@ -230,13 +230,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
         Err(e) => return Err(Error::Replay(format!("{script}: {e}"))),
     };
     let names: Vec<String> = dedup(statements.iter().map(|s| s.name.clone()));
-    check_iter_names(
-        &req.iters,
-        &[
-            &today,
-            &std::fs::read_to_string(repo.root().join(&script)).unwrap_or_default(),
-        ],
-    )?;
+    check_iter_names(&req.iters, &[&today, &script_src])?;
 
     let mut selected: Vec<&RunInfo> = all
         .iter()

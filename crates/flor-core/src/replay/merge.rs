@@ -10,7 +10,7 @@
 //! per iteration (and one outside the loops) lets the pivot show it beside the values.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -133,7 +133,16 @@ pub fn merge_parts(
     if let Some(dir) = output.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let mut body = String::new();
+    // The body goes to a file of its own first: the provenance line that leads the
+    // output says what the check found, which is known only once every part was read.
+    let pid = std::process::id();
+    let body_path = output.with_extension(format!("jsonl.{pid}.body"));
+    let mut body =
+        BufWriter::new(std::fs::File::create(&body_path).map_err(|e| Error::io(&body_path, e))?);
+    let mut put = |text: &str| -> Result<()> {
+        body.write_all(text.as_bytes())
+            .map_err(|e| Error::io(&body_path, e))
+    };
     let mut records = 0;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut v = Verification::default();
@@ -156,15 +165,13 @@ pub fn merge_parts(
             // Every task records the run's args; one copy is enough.
             if parsed.arg {
                 if j == 0 {
-                    body.push_str(&line);
-                    body.push('\n');
+                    put(&format!("{line}\n"))?;
                     records += 1;
                 }
                 continue;
             }
             if parsed.kind != Kind::Log {
-                body.push_str(&line);
-                body.push('\n');
+                put(&format!("{line}\n"))?;
                 records += 1;
                 continue;
             }
@@ -181,21 +188,22 @@ pub fn merge_parts(
             }
             let trimmed = line.trim_end();
             match trimmed.strip_suffix('}') {
-                Some(open) => body.push_str(&format!("{open}, \"verified\": {ok}}}")),
-                None => body.push_str(trimmed),
+                Some(open) => put(&format!("{open}, \"verified\": {ok}}}\n"))?,
+                None => put(&format!("{trimmed}\n"))?,
             }
-            body.push('\n');
             records += 1;
         }
     }
+    let mark = |ok: bool| Record {
+        name: VERIFIED.into(),
+        value: Value::Bool(ok),
+        kind: Kind::Log,
+        arg: false,
+    };
     for (&it, (seg, ok)) in &marks {
-        let mark = Record {
-            name: VERIFIED.into(),
-            value: Value::Bool(*ok),
-            kind: Kind::Log,
-            arg: false,
-        };
-        write_line(header, Some(seg), &mark, &mut body);
+        let mut text = String::new();
+        write_line(header, Some(seg), &mark(*ok), &mut text);
+        put(&text)?;
         if *ok {
             v.verified.push(it);
         } else {
@@ -203,15 +211,13 @@ pub fn merge_parts(
         }
     }
     if let Some(ok) = outside {
-        let mark = Record {
-            name: VERIFIED.into(),
-            value: Value::Bool(ok),
-            kind: Kind::Log,
-            arg: false,
-        };
-        write_line(header, None, &mark, &mut body);
+        let mut text = String::new();
+        write_line(header, None, &mark(ok), &mut text);
+        put(&text)?;
     }
     v.outside = outside;
+    body.flush().map_err(|e| Error::io(&body_path, e))?;
+    drop(body);
 
     let mut provenance = provenance;
     if let Some(map) = provenance.as_object_mut() {
@@ -226,15 +232,18 @@ pub fn merge_parts(
         kind: Kind::Meta,
         arg: false,
     };
-    let mut text = String::new();
-    write_line(header, None, &meta, &mut text);
-    text.push_str(&body);
+    let mut first = String::new();
+    write_line(header, None, &meta, &mut first);
 
-    let tmp = output.with_extension(format!("jsonl.{}.merging", std::process::id()));
-    let mut out = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
+    let tmp = output.with_extension(format!("jsonl.{pid}.merging"));
+    let written = (|| {
+        let mut out = std::fs::File::create(&tmp)?;
+        out.write_all(first.as_bytes())?;
+        std::io::copy(&mut std::fs::File::open(&body_path)?, &mut out)?;
+        out.sync_all()
+    })();
+    let _ = std::fs::remove_file(&body_path);
+    written.map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, output).map_err(|e| Error::io(output, e))?;
     for part in parts {
         let _ = std::fs::remove_file(part);
