@@ -22,6 +22,7 @@ live Python objects. ``import flor`` gives the 2023 names (``MTK``, ``log_record
 
 from ._native import (
     CheckpointError,
+    CheckpointNotFoundError,
     FlorError,
     GitError,
     ProjectNotFoundError,
@@ -45,6 +46,7 @@ VALUE_TYPE_START = 4
 __all__ = [
     "ArgError",
     "CheckpointError",
+    "CheckpointNotFoundError",
     "FlorError",
     "GitError",
     "MissingDependencyError",

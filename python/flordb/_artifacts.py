@@ -1,5 +1,5 @@
-"""Images logged with ``flor.log``: stored with the project, content-addressed, and
-logged as their path.
+"""Images and large arrays logged with ``flor.log``: stored with the project,
+content-addressed, and logged as their path.
 
 ``flor.log("cf_matrix", fig)`` with a matplotlib figure (or axes), a PIL image, or the
 path of an image file writes the image to ``.flor/artifacts/<sha256>.<ext>`` (outside
@@ -103,14 +103,48 @@ def _image_bytes(obj: Any) -> tuple[bytes, str] | None:
     return None
 
 
+def _array_bytes(obj: Any) -> bytes | None:
+    """A numpy array or torch tensor the native ``log`` could not keep in a record (over
+    its inline size, or of complex numbers) as ``.npy`` bytes: every element, its dtype
+    and shape. None for anything else."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return None
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
+        tensor = obj.detach().cpu()
+        # numpy has no bfloat16; float32 holds every bfloat16 value exactly.
+        obj = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    if not isinstance(obj, np.ndarray) or obj.dtype.hasobject:
+        return None
+    buf = io.BytesIO()
+    np.save(buf, obj, allow_pickle=False)
+    return buf.getvalue()
+
+
+_told_arrays = False
+
+
 def _object_hook(obj: Any) -> str | None:
     """Called by the native ``log`` for objects it cannot log as themselves and for
     strings with an image suffix: the stored path, or None to log ``str(obj)``."""
+    global _told_arrays
     found = _image_bytes(obj)
-    if found is None:
+    if found is not None:
+        data, suffix = found
+        return store_bytes(data, suffix)
+    data = _array_bytes(obj)
+    if data is None:
         return None
-    data, suffix = found
-    return store_bytes(data, suffix)
+    path = store_bytes(data, ".npy")
+    if not _told_arrays:
+        _told_arrays = True
+        print(
+            f"flordb: an array too large for a record ({getattr(obj, 'shape', '?')}) is stored exactly as {path} "
+            "and logged as that path (np.load reads it); arrays of up to 10000 numbers are logged as lists",
+            file=sys.stderr,
+        )
+    return path
 
 
 def resolve(path: str, root: Path | None = None) -> str:

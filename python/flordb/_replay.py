@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator
 
 from . import _carried, _ckpt, _environment, _native
 from ._argv import Flags
-from ._native import CheckpointError, ReplayError
+from ._native import CheckpointError, CheckpointNotFoundError, ReplayError
 
 # Keys --override may change even though the recorded run read them (spec §3.1).
 OVERRIDE_ALLOWED = {"device"}
@@ -80,6 +80,8 @@ class _Replay:
         self.frame: Any = None
         # What each outer loop's plan did, for the report: (loop, steps, set_aside).
         self.plans: list[tuple[str, list, list]] = []
+        # What the user is told about how this run is replayed (`_notice`).
+        self.notices: list[str] = []
         self.diverged: dict | None = None
         # The settings the run had (`_environment`), which the replay runs under.
         self.env: dict | None = json.loads(info["env"]) if info.get("env") else None
@@ -274,18 +276,18 @@ def _outer(depth: int, name: str, iterable: Iterable) -> Iterator:
 def _explain(plan: dict, name: str, n: int) -> None:
     R = _R
     assert R is not None
-    for key in plan["refused"]:
-        print(f"flordb: replay: checkpoint {key} of run {R.run_id} is incomplete or corrupt; not used", file=sys.stderr)
+    by_reason: dict[str, list[str]] = {}
+    for key, why in plan["refused"]:
+        by_reason.setdefault(why, []).append(key)
+    for why, keys in by_reason.items():
+        what = f"checkpoint {keys[0]}" if len(keys) == 1 else f"checkpoints {', '.join(keys)}"
+        _notice(f"{what} cannot be used ({why}); planning without {'it' if len(keys) == 1 else 'them'}")
     aside = plan["set_aside"]
     if aside and plan["steps"]:
         it, why = aside[0]
-        print(
-            f"flordb: replay: {len(aside)} checkpoint(s) of run {R.run_id} cannot start an iteration "
-            f"({name} {it}: {why}); replaying from earlier ones",
-            file=sys.stderr,
-        )
+        _notice(f"{len(aside)} checkpoint(s) cannot start an iteration ({name} {it}: {why}); replaying from earlier ones")
     if R.flags.replay_from_start:
-        print(f"flordb: replay: run {R.run_id}: recomputing every {name} iteration from the start of the loop", file=sys.stderr)
+        _notice(f"recomputing every {name} iteration from the start of the loop")
         return
     silent = [it for it, action, _ in plan["steps"] if action == "silent"]
     if plan["from_scratch"] and silent:
@@ -294,13 +296,20 @@ def _explain(plan: dict, name: str, n: int) -> None:
             if plan["available"] == 0
             else "its checkpoints do not cover them"
         )
-        print(
-            f"flordb: replay: run {R.run_id}: {why}; recomputing {name} iterations "
-            f"{_ranges(silent)} from the start of the loop",
-            file=sys.stderr,
-        )
+        _notice(f"{why}; recomputing {name} iterations {_ranges(silent)} from the start of the loop")
     elif silent:
-        print(f"flordb: replay: recomputing {name} iterations {_ranges(silent)} from the nearest checkpoint", file=sys.stderr)
+        _notice(f"recomputing {name} iterations {_ranges(silent)} from the nearest checkpoint")
+
+
+def _notice(text: str) -> None:
+    """Tells the user something about how this run is replayed: on stderr, and in the
+    task's report, which `flor replay` prints (a task's own output is kept only when it
+    fails)."""
+    R = _R
+    run = f"run {R.run_id}: " if R is not None else ""
+    print(f"flordb: replay: {run}{text}", file=sys.stderr)
+    if R is not None and text not in R.notices:
+        R.notices.append(text)
 
 
 def _ranges(xs: list[int]) -> str:
@@ -328,8 +337,12 @@ def _inner(depth: int, name: str, iterable: Iterable) -> Iterator:
             try:
                 R.restore(R.epoch, "nested", k)
                 return
-            except CheckpointError:
+            except CheckpointNotFoundError:
                 pass  # not checkpointed: run it; the state before it is right
+            except CheckpointError as err:
+                # Nothing was restored (a checkpoint is read and verified whole first):
+                # running the loop from the state before it is exact.
+                _notice(f"checkpoint {R.occurrence}_{R.epoch}_nested{k} cannot be used ({err}); recomputing that nested loop")
     spec = R.flags.iters.get(name, "all")
     outer_muted = R.muted
     if spec == "all" or outer_muted:
@@ -432,10 +445,9 @@ def setup(flags: Flags) -> None:
         sys.meta_path.insert(0, _TorchWatcher())
     changed = _environment.differences(_R.env)
     if changed:
-        print(
-            f"flordb: replay: run {info['run_id']} ran with other versions: {', '.join(changed)}; "
-            "values may differ in the last bits (the check against the record will say)",
-            file=sys.stderr,
+        _notice(
+            f"it ran with other versions: {', '.join(changed)}; "
+            "values may differ in the last bits (the check against the record will say)"
         )
 
 
@@ -701,6 +713,7 @@ def _write_report(part: str) -> None:
         "restores": R.restores,
         "check": json.loads(text) if text else None,
         "plans": [{"loop": loop, "steps": steps, "set_aside": aside} for loop, steps, aside in R.plans],
+        "notices": R.notices,
     }
     path = Path(part + ".verify.json")
     path.parent.mkdir(parents=True, exist_ok=True)

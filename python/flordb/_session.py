@@ -162,7 +162,21 @@ def commit() -> dict | None:
 
     Returns ``{"run_id", "records", "version"}``, or None if nothing was recorded.
     """
+    _note_code_read()
     return _native.commit(0)
+
+
+def _note_code_read() -> None:
+    """Hands the engine the source files this process read (the script and every module
+    imported from a file): it checks those of the project against the code snapshot."""
+    if _replay.active() or _native.current_run() is None:
+        return
+    files = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            files.append(os.path.abspath(path))
+    _native.note_code_read(files)
 
 
 def _exit_status_code(code: Any) -> int:
@@ -240,10 +254,13 @@ def _at_exit() -> None:
     if _replay.active():
         _replay.before_commit()
     try:
+        _note_code_read()
         # A forward run keeps the status the process really exits with (see commit).
         summary = _native.commit(_state.exit_code or 0, at_exit=not _replay.active())
     except FlorError as err:
         print(f"flordb: the run could not be saved completely: {err}", file=sys.stderr)
+        # Records were lost or saved elsewhere: a scheduler must not see success.
+        _end_process(_state.exit_code or 1)
         return
     if _replay.active():
         _replay.summary(summary, failed=bool(_state.exit_code))
@@ -252,15 +269,17 @@ def _at_exit() -> None:
         print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
     if _replay.active() and not os.environ.get(_replay.FORKED_TASK_ENV):
         forced = _replay.forced_exit()
-        _end_replay_process(forced if forced is not None else _state.exit_code or 0)
+        _end_process(forced if forced is not None else _state.exit_code or 0)
 
 
-def _end_replay_process(code: int) -> None:
-    """A replay's results are saved; what the interpreter would do after the exit
-    handlers is tear down the script's modules (seconds for torch), of no use to a
-    replay. So the remaining handlers run now and the process ends. (A script that ends
-    with ``raise SystemExit(n)`` rather than ``sys.exit(n)`` ends with 0 here.) Tasks
-    forked by ``flor replay``'s worker server are ended by it, with the code it saw."""
+def _end_process(code: int) -> None:
+    """Runs the remaining exit handlers now and ends the process with ``code``.
+
+    A replay's results are saved; what the interpreter would do after the exit handlers
+    is tear down the script's modules (seconds for torch), of no use to a replay. (A
+    script that ends with ``raise SystemExit(n)`` rather than ``sys.exit(n)`` ends with 0
+    here.) Tasks forked by ``flor replay``'s worker server are ended by it, with the code
+    it saw. A run whose records could not all be saved ends with a non-zero code."""
     atexit.unregister(_at_exit)
     try:
         atexit._run_exitfuncs()

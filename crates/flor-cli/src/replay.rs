@@ -809,7 +809,7 @@ fn failure_word(result: &JobResult) -> String {
 struct Report {
     replayed: Vec<String>,
     failures: Vec<String>,
-    /// What the checks found, a line per replayed run.
+    /// How each replayed run was replayed, and what its check found.
     checks: Vec<String>,
 }
 
@@ -855,7 +855,9 @@ fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report
                 ));
                 continue;
             }
-            report.checks.push(describe_check(r, &merged.verification));
+            report
+                .checks
+                .extend(describe_check(r, &merged.verification));
             report.replayed.push(r.target.run_id.clone());
             for &k in &mine {
                 let _ = std::fs::remove_file(&jobs[k].job.log);
@@ -893,8 +895,9 @@ fn merge(c: &Campaign, jobs: &[TaskJob], results: &[JobResult]) -> Result<Report
     Ok(report)
 }
 
-/// One line on what the check of a replayed run found.
-fn describe_check(r: &RunReplay, v: &Verification) -> String {
+/// What the tasks of a replayed run told about how they replayed it, then one line on
+/// what its check found.
+fn describe_check(r: &RunReplay, v: &Verification) -> Vec<String> {
     let loop_name = r.outer.as_ref().map_or("iteration", |o| o.name.as_str());
     let mut parts = Vec::new();
     if v.compared > 0 {
@@ -920,7 +923,14 @@ fn describe_check(r: &RunReplay, v: &Verification) -> String {
     if parts.is_empty() {
         parts.push("nothing to compare".into());
     }
-    format!("run {}: {}", r.target.run_id, parts.join("; "))
+    let run = &r.target.run_id;
+    let mut lines: Vec<String> = v
+        .notices
+        .iter()
+        .map(|n| format!("run {run}: {n}"))
+        .collect();
+    lines.push(format!("run {run}: {}", parts.join("; ")));
+    lines
 }
 
 fn tail(path: &Path, n: usize) -> Vec<String> {

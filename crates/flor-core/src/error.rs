@@ -34,9 +34,16 @@ pub enum Error {
         "no FlorDB project found at {0} or above (run a script that imports flordb, or `git init`)"
     )]
     NoProject(PathBuf),
-    /// A checkpoint is missing, incomplete or does not verify.
+    /// A checkpoint is incomplete or does not verify.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// The run has no checkpoint at the point asked for (never taken, or not here).
+    #[error("checkpoint: {0}")]
+    NoCheckpoint(String),
+    /// Records of a run could not be written to its file (a full disk); the message says
+    /// where what was held was saved instead.
+    #[error("{0}")]
+    Unsaved(String),
     /// A replay cannot be set up or carried out as asked.
     #[error("replay: {0}")]
     Replay(String),

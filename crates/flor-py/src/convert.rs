@@ -37,7 +37,36 @@ fn structured_value(obj: &Bound<'_, PyAny>) -> Option<Value> {
     {
         return to_json(obj, 0, Leaves::Numbers).map(Value::Json);
     }
-    scalar_item(obj).map(|item| to_value(&item))
+    if let Some(item) = scalar_item(obj) {
+        return Some(to_value(&item));
+    }
+    array_list(obj).map(Value::Json)
+}
+
+/// Arrays of at most this many elements are logged as (nested) lists of their exact
+/// values; larger ones go to the object hook, which stores them as `.npy` artifacts.
+const INLINE_ELEMENTS: usize = 10_000;
+
+/// A numpy array or torch tensor of one or more dimensions as the nested list of its
+/// values (`tolist()`: every element exactly, a float32 as the float64 it equals), when
+/// it is small enough to live in a record and its elements are plain numbers.
+fn array_list(obj: &Bound<'_, PyAny>) -> Option<Json> {
+    let module = obj.get_type().module().ok()?;
+    let module = module.to_string_lossy();
+    if !(module.starts_with("numpy") || module.starts_with("torch")) {
+        return None;
+    }
+    let ndim: usize = obj.getattr("ndim").ok()?.extract().ok()?;
+    let size = match obj.getattr("size").ok()? {
+        // torch's `size` is a method; numpy's an int.
+        s if s.is_callable() => obj.call_method0("numel").ok()?.extract::<usize>().ok()?,
+        s => s.extract::<usize>().ok()?,
+    };
+    if ndim == 0 || size > INLINE_ELEMENTS {
+        return None;
+    }
+    let list = obj.call_method0("tolist").ok()?;
+    to_json(&list, 0, Leaves::Plain)
 }
 
 /// The value of a float (numpy's `float64` included), an int that fits 64 bits, a bool or
@@ -189,9 +218,7 @@ fn to_json(obj: &Bound<'_, PyAny>, depth: usize, leaves: Leaves) -> Option<Json>
     {
         return match to_value(obj) {
             Value::Int(i) => Some(Json::from(i)),
-            Value::Float(f) => {
-                Some(serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number))
-            }
+            Value::Float(f) => Some(flor_core::record::float_json(f)),
             Value::Str(s) => Some(Json::String(s)),
             Value::Json(j) => Some(j),
             _ => None,
@@ -275,6 +302,10 @@ fn json_to_py<'py>(py: Python<'py>, json: &Json) -> PyResult<Bound<'py, PyAny>> 
         }
         Json::Number(n) if n.is_u64() => {
             n.as_u64().unwrap_or_default().into_pyobject(py)?.into_any()
+        }
+        // Beyond 64 bits: Python's int from the digits kept exactly.
+        Json::Number(n) if flor_core::record::is_integer(n) => {
+            py.get_type::<PyInt>().call1((n.to_string(),))?
         }
         Json::Number(n) => PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any(),
         other => to_py(py, &Value::from_json(other.clone()))?,

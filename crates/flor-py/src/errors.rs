@@ -45,6 +45,12 @@ create_exception!(
 );
 create_exception!(
     flordb,
+    CheckpointNotFoundError,
+    CheckpointError,
+    "The run has no checkpoint at the point asked for."
+);
+create_exception!(
+    flordb,
     ReplayError,
     FlorError,
     "A replay cannot be set up or carried out as asked."
@@ -62,6 +68,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("RecordError", py.get_type::<RecordError>())?;
     m.add("CheckpointError", py.get_type::<CheckpointError>())?;
+    m.add(
+        "CheckpointNotFoundError",
+        py.get_type::<CheckpointNotFoundError>(),
+    )?;
     m.add("ReplayError", py.get_type::<ReplayError>())?;
     Ok(())
 }
@@ -71,12 +81,13 @@ pub(crate) fn to_py(err: flor_core::Error) -> PyErr {
     use flor_core::Error as E;
     let msg = err.to_string();
     match err {
-        E::Io { .. } | E::Cache(_) => StoreError::new_err(msg),
+        E::Io { .. } | E::Cache(_) | E::Unsaved(_) => StoreError::new_err(msg),
         E::Query(_) => QueryError::new_err(msg),
         E::Git { .. } => GitError::new_err(msg),
         E::NoProject(_) => ProjectNotFoundError::new_err(msg),
         E::BadRecord { .. } => RecordError::new_err(msg),
         E::Checkpoint(_) => CheckpointError::new_err(msg),
+        E::NoCheckpoint(_) => CheckpointNotFoundError::new_err(msg),
         E::Replay(_) => ReplayError::new_err(msg),
         E::Invalid(_) => FlorError::new_err(msg),
     }

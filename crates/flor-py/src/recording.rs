@@ -29,6 +29,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(commit, m)?)?;
     m.add_function(wrap_pyfunction!(current_run, m)?)?;
     m.add_function(wrap_pyfunction!(record_env, m)?)?;
+    m.add_function(wrap_pyfunction!(note_code_read, m)?)?;
     m.add_function(wrap_pyfunction!(finish_runs, m)?)?;
     m.add_function(wrap_pyfunction!(crate::convert::set_object_hook, m)?)?;
     Ok(())
@@ -316,6 +317,19 @@ fn record_env(py: Python<'_>, env: &str) -> PyResult<()> {
     let value: serde_json::Value = serde_json::from_str(env)
         .map_err(|e| FlorError::new_err(format!("record_env: not JSON: {e}")))?;
     with_recorder(py, |r| r.record_env(value))
+}
+
+/// note_code_read(files)
+///
+/// The source files the run read (the script and the modules it imported): those of the
+/// project modified after the process started are recorded with the run, with a warning
+/// that its code version may not be what ran.
+#[pyfunction]
+fn note_code_read(py: Python<'_>, files: Vec<PathBuf>) -> PyResult<()> {
+    with_recorder(py, |r| {
+        r.note_code_read(&files);
+        Ok(())
+    })
 }
 
 /// The active run as `(run_id, tstamp)`, or None before the first FlorDB call.

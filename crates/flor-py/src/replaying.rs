@@ -328,7 +328,7 @@ fn replay_mute(py: Python<'_>, muted: bool) -> PyResult<()> {
 /// Plans one outer loop. Returns a dict: `steps` as `[(iteration, action,
 /// restore_iteration or None)]` (actions `silent`, `own`, `full`; a restore is the end
 /// checkpoint of that iteration, -1 the loop's entry), `exit_restore`, `from_scratch`,
-/// `refused` (checkpoints left out because they do not verify) and `available` (the
+/// `refused` (`[(checkpoint, why)]`: left out, incomplete here or not verifying) and `available` (the
 /// count of end checkpoints at hand).
 ///
 /// `carried`: the loop's carried state as the analysis of the running script names it (a
@@ -387,7 +387,15 @@ fn replay_plan<'py>(
     d.set_item("steps", steps)?;
     d.set_item("exit_restore", plan.exit_restore.map(|k| k.iteration))?;
     d.set_item("from_scratch", plan.from_scratch)?;
-    let refused: Vec<String> = refused.iter().map(|k| k.file_name()).collect();
+    let refused: Vec<(String, String)> = refused
+        .into_iter()
+        .map(|r| {
+            (
+                r.key.file_name().trim_end_matches(".json").to_string(),
+                r.why,
+            )
+        })
+        .collect();
     d.set_item("refused", refused)?;
     d.set_item("available", available)?;
     d.set_item("set_aside", plan.set_aside.clone())?;

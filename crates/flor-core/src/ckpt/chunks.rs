@@ -128,7 +128,7 @@ impl ChunkStore {
         };
         if data.len() as u64 != chunk.len || blake3::hash(&data).to_hex().as_str() != chunk.hash {
             return Err(Error::Checkpoint(format!(
-                "chunk {} does not match its hash",
+                "chunk {} is corrupt: it does not match its hash",
                 chunk.hash
             )));
         }

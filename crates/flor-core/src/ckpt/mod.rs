@@ -54,7 +54,7 @@ pub fn read_with(
     verified: &mut Verified,
 ) -> Result<Loaded> {
     let manifest = manifest::read(flor_dir, run_id, key)?.ok_or_else(|| {
-        Error::Checkpoint(format!(
+        Error::NoCheckpoint(format!(
             "run {run_id} has no checkpoint {} (checkpoints stay on the machine that recorded them)",
             key.file_name().trim_end_matches(".json")
         ))

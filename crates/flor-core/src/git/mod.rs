@@ -45,6 +45,34 @@ pub struct Snapshot {
     pub head: Option<String>,
 }
 
+/// The working tree written into git at a run's start, before it becomes a commit.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub tree: String,
+    branch: Option<String>,
+    head: Option<String>,
+    head_time: String,
+}
+
+/// How often `git add` is retried on a file that changes while it is hashed.
+const ADD_RETRIES: u64 = 5;
+
+/// Copies git's index keeping its modification time. git trusts an entry's cached stat
+/// data only when the entry is older than the index file ("racy git"); a copy with a
+/// fresh mtime would make a same-size edit in the same second as the last `git add`
+/// look unchanged.
+fn copy_keeping_mtime(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
+    let modified = std::fs::metadata(from)
+        .and_then(|m| m.modified())
+        .map_err(|e| Error::io(from, e))?;
+    std::fs::File::options()
+        .write(true)
+        .open(to)
+        .and_then(|f| f.set_modified(modified))
+        .map_err(|e| Error::io(to, e))
+}
+
 impl Snapshot {
     /// Whether the run was started on a `flor.*` branch, which then receives its file.
     pub fn commits_to_branch(&self) -> bool {
@@ -208,8 +236,16 @@ impl Repo {
     }
 
     /// Commits the working tree as it is now, without touching the user's index, and
-    /// keeps it under `refs/flor/runs/<run>`.
+    /// keeps it under `refs/flor/runs/<run>`: [`Repo::capture`] then [`Repo::commit`].
     pub fn snapshot(&self, run: &RunId) -> Result<Snapshot> {
+        let captured = self.capture(run)?;
+        self.commit(captured, run)
+    }
+
+    /// Writes the working tree as it is now into git's object store (a tree), without
+    /// touching the user's index. This is the part of a snapshot that must happen before
+    /// the script can change its files; [`Repo::commit`] may follow on another thread.
+    pub fn capture(&self, run: &RunId) -> Result<Captured> {
         let index = TempIndex::new(self.tmp_dir()?, run, "snapshot");
         // Starting from a copy of the user's index lets git reuse its file stat cache.
         let user_index = PathBuf::from(self.git(
@@ -218,9 +254,23 @@ impl Repo {
             None,
         )?);
         if user_index.exists() {
-            std::fs::copy(&user_index, &index.path).map_err(|e| Error::io(&user_index, e))?;
+            copy_keeping_mtime(&user_index, &index.path)?;
         }
-        self.git(&["add", "-A", "--", "."], Some(&index.path), None)?;
+        // A file being rewritten while git hashes it ("unstable object source data")
+        // is hashed again once it holds still.
+        let mut attempt = 0;
+        loop {
+            match self.git(&["add", "-A", "--", "."], Some(&index.path), None) {
+                Ok(_) => break,
+                Err(Error::Git { message, .. })
+                    if message.contains("unstable object source") && attempt < ADD_RETRIES =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+                }
+                Err(err) => return Err(err),
+            }
+        }
         let tree = self.git(&["write-tree"], Some(&index.path), None)?;
         let branch = self.current_branch();
         let (head, head_time) =
@@ -234,6 +284,22 @@ impl Repo {
                 }
                 Err(_) => (None, "0".to_string()),
             };
+        Ok(Captured {
+            tree,
+            branch,
+            head,
+            head_time,
+        })
+    }
+
+    /// Makes a captured tree the run's snapshot commit, kept under `refs/flor/runs/<run>`.
+    pub fn commit(&self, captured: Captured, run: &RunId) -> Result<Snapshot> {
+        let Captured {
+            tree,
+            branch,
+            head,
+            head_time,
+        } = captured;
         // Same code on the same parent gives the same commit: a fixed message and the
         // parent's date make the snapshot deterministic, so runs of unchanged code share
         // one version.

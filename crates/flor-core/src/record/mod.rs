@@ -1,6 +1,7 @@
 //! What a training run records: [`Record`]s with their loop context, typed [`Value`]s,
 //! run identity ([`RunId`]) and the in-process [`Recorder`] that scripts drive.
 
+mod code_read;
 mod ctx;
 mod identity;
 mod line;
@@ -14,7 +15,7 @@ pub use identity::{local_time, local_tstamp, RunId};
 pub use line::{parse_line, write_line, LineHeader, ParsedLine};
 pub(crate) use recorder::hostname;
 pub use recorder::{amend_status, CommitSummary, Recorder, ReplaySink, RunConfig, RunStatus};
-pub use value::{parse_lenient, write_json_str, Value, ValueType};
+pub use value::{float_json, is_integer, parse_lenient, write_json_str, Value, ValueType};
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};
@@ -142,4 +143,7 @@ pub mod meta {
     /// What changes a run's numbers besides its code and args: thread counts,
     /// deterministic-algorithm flags, library versions. Replay runs under the same.
     pub const ENV: &str = "flor::env";
+    /// Source files the run read that were modified after its process started: its
+    /// recorded code version may not be what ran.
+    pub const CODE_CHANGED: &str = "flor::code_changed";
 }

@@ -13,9 +13,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::verify::{Mismatch, Verifier, VerifyReport};
 use super::writer::{Entry, Msg, Writer, BATCH, HEADROOM};
-use super::{identity, meta, Item, Kind, LineHeader, Name, Position, Record, RunId, Value};
+use super::{
+    code_read, identity, meta, Item, Kind, LineHeader, Name, Position, Record, RunId, Value,
+};
 use crate::ckpt::{CkptWriter, Policy, Spares, Submission, WriterStats};
-use crate::git::{PendingRun, Repo, Snapshot};
+use crate::git::{Captured, PendingRun, Repo, Snapshot};
 use crate::store::Layout;
 use crate::Result;
 
@@ -115,6 +117,10 @@ struct ActiveRun {
     path: PathBuf,
     writer: Writer,
     snapshot: Option<JoinHandle<Result<Snapshot>>>,
+    /// When the code snapshot had read the working tree (None: no snapshot).
+    captured_at: Option<SystemTime>,
+    /// Whether the run file could not be written at the last barrier.
+    file_failing: bool,
     args: Vec<(String, String)>,
 }
 
@@ -265,6 +271,37 @@ impl Recorder {
             }));
         }
         Ok(())
+    }
+
+    /// Checks the source files the run read (`files`: the script and the modules it
+    /// imported) against the time its process started: one modified after the start and
+    /// before the code snapshot read it may have been read by the script in a form the
+    /// snapshot does not hold. Records which, and warns. (A file changed after the
+    /// snapshot, as a sweep writes the next run's config, is what the snapshot holds as
+    /// the script read it at its start.)
+    pub fn note_code_read(&mut self, files: &[PathBuf]) {
+        if self.replay.is_some() {
+            return;
+        }
+        let Some(run) = self.run.as_mut() else { return };
+        let (Some(captured), Some(start)) = (run.captured_at, code_read::process_start()) else {
+            return;
+        };
+        let changed = code_read::changed_between(&self.config.root, files, start, captured);
+        if changed.is_empty() {
+            return;
+        }
+        run.pending.push(Entry::RunLevel(Record {
+            name: meta::CODE_CHANGED.into(),
+            value: Value::Json(serde_json::json!({ "files": changed })),
+            kind: Kind::Meta,
+            arg: false,
+        }));
+        self.warnings.push(format!(
+            "{} changed after this run started: its recorded code version may not be the code that ran \
+             (start runs after their files are written; replay checks its values against this run's)",
+            changed.join(", ")
+        ));
     }
 
     /// Records a hyper-parameter read by `flor.arg`; it also goes into the commit message.
@@ -480,10 +517,26 @@ impl Recorder {
 
     /// Makes everything logged so far reach the run file.
     pub fn barrier(&mut self) {
-        if let Some(run) = self.run.as_mut() {
-            run.flush();
-            run.writer.barrier();
+        let Some(run) = self.run.as_mut() else { return };
+        run.flush();
+        run.writer.barrier();
+        // A failing file (a full disk) is reported when it starts failing and when it
+        // recovers; meanwhile the writer holds the records.
+        let failing = run.writer.health().failing();
+        match (&failing, run.file_failing) {
+            (Some((why, held)), false) => self.warnings.push(format!(
+                "{} cannot be written ({why}): its records ({} KiB so far) are held in memory and \
+                 written once there is space; free space on that disk",
+                run.path.display(),
+                held / 1024
+            )),
+            (None, true) => self.warnings.push(format!(
+                "{} is written again: no record was lost",
+                run.path.display()
+            )),
+            _ => {}
         }
+        run.file_failing = failing.is_some();
     }
 
     /// Starts the run if none is active: creates its file, writes the header and starts
@@ -507,13 +560,17 @@ impl Recorder {
             kind: Kind::Meta,
             arg: false,
         })]);
+        let mut captured_at = None;
         let snapshot = match &self.config.repo {
-            // The snapshot's git runs on another thread: in the environment of now.
-            Some(repo) => Some(spawn_snapshot(
-                repo.with_env_snapshot(),
-                id.clone(),
-                writer.sender(),
-            )),
+            // The code is captured before the script can change a file (a sweep that
+            // rewrites its config for the next run); the commit that names it is made on
+            // another thread, whose git runs in the environment of now.
+            Some(repo) => {
+                let repo = repo.with_env_snapshot();
+                let captured = repo.capture(&id);
+                captured_at = captured.is_ok().then(SystemTime::now);
+                Some(spawn_snapshot(repo, captured, id.clone(), writer.sender()))
+            }
             None => {
                 self.warnings.push(format!(
                     "{} is not inside a git repository: runs are recorded without their code version (run `git init` to keep versions)",
@@ -529,6 +586,8 @@ impl Recorder {
             path,
             writer,
             snapshot,
+            captured_at,
+            file_failing: false,
             args: Vec::new(),
         });
         Ok(())
@@ -568,6 +627,8 @@ impl Recorder {
             path: sink.output.clone(),
             writer,
             snapshot: None,
+            captured_at: None,
+            file_failing: false,
             args: Vec::new(),
         });
         Ok(())
@@ -703,8 +764,9 @@ impl Recorder {
             return Ok(None);
         };
         run.flush();
-        let records = run.writer.finish()?;
+        let records = run.writer.finish();
         self.reset();
+        let records = records?;
         let tmp = tmp_path(&run.path);
         if status == RunStatus::Finished {
             std::fs::rename(&tmp, &run.path).map_err(|e| crate::Error::io(&run.path, e))?;
@@ -774,8 +836,10 @@ impl Recorder {
             kind: Kind::Meta,
             arg: false,
         })]);
-        let records = run.writer.finish()?;
+        // The next run of this process starts fresh even when this one's file failed.
+        let records = run.writer.finish();
         self.reset();
+        let records = records?;
 
         // The query cache is not updated here: readers bring it up to date with the run
         // files, so a run's exit costs nothing per value.
@@ -834,11 +898,12 @@ impl Recorder {
 
 fn spawn_snapshot(
     repo: Repo,
+    captured: Result<Captured>,
     id: RunId,
     tx: crossbeam_channel::Sender<Msg>,
 ) -> JoinHandle<Result<Snapshot>> {
     std::thread::spawn(move || {
-        let snap = repo.snapshot(&id)?;
+        let snap = repo.commit(captured?, &id)?;
         let _ = tx.send(Msg::Batch(vec![Entry::RunLevel(Record {
             name: meta::VERSION.into(),
             value: Value::Json(serde_json::json!({

@@ -62,7 +62,9 @@ impl Value {
             J::Bool(b) => Value::Bool(b),
             J::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => Value::Int(i),
-                (None, Some(f)) if !n.is_u64() => Value::Float(f),
+                // An integer beyond 64 bits keeps every digit (serde_json's
+                // `arbitrary_precision`): a seed of 2**70 replays as itself.
+                (None, Some(f)) if !n.is_u64() && !is_integer(&n) => Value::Float(f),
                 _ => Value::Json(J::Number(n)),
             },
             J::String(s) => match s.as_str() {
@@ -86,7 +88,7 @@ impl Value {
             }
             Value::Float(f) => write_float(*f, out),
             Value::Str(s) => write_json_str(s, out),
-            Value::Json(j) => out.push_str(&j.to_string()),
+            Value::Json(j) => write_structured(j, out),
         }
     }
 
@@ -102,6 +104,13 @@ impl Value {
             }
         }
     }
+}
+
+/// Whether a JSON number is written as an integer (no fraction, no exponent).
+pub fn is_integer(n: &serde_json::Number) -> bool {
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn write_float(f: f64, out: &mut String) {
@@ -137,6 +146,33 @@ pub fn write_json_str(s: &str, out: &mut String) {
         }
     }
     out.push('"');
+}
+
+/// A float as a JSON value inside a list or object: a number, or for NaN and the
+/// infinities the marker [`Value::write_json`] writes as Python's literal.
+pub fn float_json(f: f64) -> serde_json::Value {
+    match serde_json::Number::from_f64(f) {
+        Some(n) => serde_json::Value::Number(n),
+        None if f.is_nan() => serde_json::Value::String(NAN_TOKEN.into()),
+        None if f > 0.0 => serde_json::Value::String(INF_TOKEN.into()),
+        None => serde_json::Value::String(NEG_INF_TOKEN.into()),
+    }
+}
+
+/// Writes a list or object, its non-finite floats (markers) as `NaN`, `Infinity` and
+/// `-Infinity`, as Python's `json` writes them.
+fn write_structured(j: &serde_json::Value, out: &mut String) {
+    let text = j.to_string();
+    if !text.contains("\\u0000flor:") {
+        out.push_str(&text);
+        return;
+    }
+    out.push_str(
+        &text
+            .replace("\"\\u0000flor:NaN\"", "NaN")
+            .replace("\"\\u0000flor:Infinity\"", "Infinity")
+            .replace("\"\\u0000flor:-Infinity\"", "-Infinity"),
+    );
 }
 
 const NAN_TOKEN: &str = "\u{0}flor:NaN";
@@ -265,10 +301,39 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_floats_in_lists_round_trip() {
+        let list = serde_json::Value::Array(vec![
+            float_json(1.5),
+            float_json(f64::NAN),
+            float_json(f64::NEG_INFINITY),
+        ]);
+        let mut s = String::new();
+        Value::Json(list.clone()).write_json(&mut s);
+        assert_eq!(s, "[1.5,NaN,-Infinity]");
+        assert_eq!(round_trip(&Value::Json(list.clone())), Value::Json(list));
+    }
+
+    #[test]
     fn lists_and_big_integers_stay_json() {
         let v = Value::from_json(serde_json::json!([1, [2, 3]]));
         assert!(matches!(v, Value::Json(_)));
         let big = Value::from_json(parse_lenient("18446744073709551615").unwrap());
         assert!(matches!(big, Value::Json(_)));
+        // Beyond u64 too, every digit is kept, in lists as well.
+        for text in [
+            "1180591620717411303424",
+            "-1180591620717411303425",
+            "[1180591620717411303427, 0.1]",
+        ] {
+            let v = Value::from_json(parse_lenient(text).unwrap());
+            assert!(matches!(v, Value::Json(_)), "{text}");
+            let mut out = String::new();
+            v.write_json(&mut out);
+            assert_eq!(out.replace(' ', ""), text.replace(' ', ""));
+        }
+        assert_eq!(
+            Value::from_json(parse_lenient("2.5e3").unwrap()),
+            Value::Float(2500.0)
+        );
     }
 }

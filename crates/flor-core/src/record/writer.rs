@@ -7,10 +7,17 @@
 //! reuse, so neither thread allocates or frees one per batch, and they stay under 128 KiB:
 //! glibc serves larger blocks with mmap, and freeing one raises its mmap threshold for the
 //! whole process, changing how the training's own buffers are placed.
+//!
+//! A write that fails (a full disk) loses nothing: the unwritten lines are held in memory
+//! (up to [`HOLD_LIMIT`]) and written at the next barrier that succeeds. The training
+//! thread learns of the failure, and of the recovery, through [`Health`]; a run that
+//! ends with lines still held saves them beside the system's temporary files.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -49,6 +56,43 @@ pub(crate) const HEADROOM: usize = 32;
 /// Emptied batch buffers kept for reuse.
 const SPARES: usize = 4;
 
+/// Unwritten lines held in memory while the file cannot be written; beyond this, new
+/// records are counted as lost instead of filling the training's memory.
+pub(crate) const HOLD_LIMIT: usize = 256 << 20;
+
+/// What the writer thread tells the training thread about the file.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    /// Why the last write failed; `None` while writes succeed.
+    failure: Mutex<Option<String>>,
+    /// Bytes held in memory, not yet in the file.
+    held: AtomicU64,
+    /// Records dropped because the hold was full.
+    lost: AtomicU64,
+}
+
+impl Health {
+    /// Why writing the file fails now, if it does, and how many bytes wait in memory.
+    pub(crate) fn failing(&self) -> Option<(String, u64)> {
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        failure.map(|why| (why, self.held.load(Ordering::Relaxed)))
+    }
+
+    /// Records lost because the file could not be written and the hold was full.
+    pub(crate) fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, failure: Option<String>, held: usize) {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = failure;
+        self.held.store(held as u64, Ordering::Relaxed);
+    }
+}
+
 /// Handle on a run file's writer thread.
 pub(crate) struct Writer {
     tx: Sender<Msg>,
@@ -56,6 +100,7 @@ pub(crate) struct Writer {
     spares: Receiver<Vec<Entry>>,
     /// The writer's answer to each barrier.
     acks: Receiver<()>,
+    health: Arc<Health>,
     handle: JoinHandle<Result<u64>>,
 }
 
@@ -71,16 +116,33 @@ impl Writer {
         let (spare_tx, spares) = crossbeam_channel::bounded(SPARES);
         let (ack_tx, acks) = crossbeam_channel::bounded(1);
         let path = path.to_path_buf();
+        let health = Arc::new(Health::default());
+        let shared = health.clone();
         let handle = std::thread::Builder::new()
             .name("flor-writer".into())
-            .spawn(move || write_loop(&path, file, header, rx, spare_tx, ack_tx))
+            .spawn(move || {
+                let mut out = Output {
+                    path,
+                    file,
+                    held: Vec::with_capacity(1 << 16),
+                    health: shared,
+                };
+                let count = write_loop(&mut out, header, rx, spare_tx, ack_tx)?;
+                out.finish(count)
+            })
             .map_err(|e| Error::io("flor-writer thread", e))?;
         Ok(Writer {
             tx,
             spares,
             acks,
+            health,
             handle,
         })
+    }
+
+    /// The file's health as the writer last saw it.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
     }
 
     /// An empty batch buffer: one the writer gave back, or a new one.
@@ -118,22 +180,117 @@ impl Writer {
     }
 }
 
+/// The run file and the lines not yet in it.
+struct Output {
+    path: PathBuf,
+    file: File,
+    /// Formatted lines waiting to be written (all of them while writes fail).
+    held: Vec<u8>,
+    health: Arc<Health>,
+}
+
+impl Output {
+    /// Writes as much of what is held as the file takes; what is written leaves the hold.
+    fn write_held(&mut self) -> bool {
+        let mut written = 0;
+        let result = loop {
+            if written == self.held.len() {
+                break Ok(());
+            }
+            match self.file.write(&self.held[written..]) {
+                Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.held.drain(..written);
+        let failure = result.err().map(|e| e.to_string());
+        let ok = failure.is_none();
+        self.health.set(failure, self.held.len());
+        ok
+    }
+
+    fn sync(&mut self) {
+        if let Err(e) = self.file.sync_data() {
+            self.health.set(Some(e.to_string()), self.held.len());
+        }
+    }
+
+    /// Takes one formatted line, unless the file fails and the hold is full.
+    fn hold(&mut self, line: &[u8]) -> bool {
+        if self.held.len() + line.len() > HOLD_LIMIT && self.health.failing().is_some() {
+            self.health.lost.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.held.extend_from_slice(line);
+        true
+    }
+
+    /// At the end: the last write, and if the file still fails, the held lines saved
+    /// beside the system's temporary files, so that nothing is lost.
+    fn finish(mut self, count: u64) -> Result<u64> {
+        if self.write_held() {
+            if let Err(e) = self.file.sync_all() {
+                return Err(Error::io(&self.path, e));
+            }
+            let lost = self.health.lost();
+            if lost == 0 {
+                return Ok(count);
+            }
+            return Err(Error::Unsaved(format!(
+                "{}: {lost} records were lost while the file could not be written",
+                self.path.display()
+            )));
+        }
+        let why = self.health.failing().map(|(w, _)| w).unwrap_or_default();
+        let name = self
+            .path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let rescue = std::env::temp_dir().join(format!("flordb-unsaved-{name}"));
+        let saved = std::fs::write(&rescue, &self.held).is_ok();
+        let lost = self.health.lost();
+        let tail = if lost > 0 {
+            format!("; {lost} more records were lost (over the memory hold)")
+        } else {
+            String::new()
+        };
+        Err(Error::Unsaved(if saved {
+            format!(
+                "{} could not be written ({why}): its last {} bytes of records are saved in {}; \
+                 once there is space, append them: cat {} >> {}{tail}",
+                self.path.display(),
+                self.held.len(),
+                rescue.display(),
+                rescue.display(),
+                self.path.display(),
+            )
+        } else {
+            format!(
+                "{} could not be written ({why}): its last {} bytes of records are lost{tail}",
+                self.path.display(),
+                self.held.len()
+            )
+        }))
+    }
+}
+
 fn write_loop(
-    path: &PathBuf,
-    mut file: File,
+    out: &mut Output,
     header: LineHeader,
     rx: Receiver<Msg>,
     spares: Sender<Vec<Entry>>,
     acks: Sender<()>,
 ) -> Result<u64> {
-    let io = |e| Error::io(path, e);
-    let mut buf = String::with_capacity(1 << 16);
+    let mut line = String::with_capacity(1 << 10);
     let mut stack: Vec<Position> = Vec::new();
     // The stack's JSON, rendered at the first record after it changed.
     let mut ctx_json = String::from("null");
     let mut ctx_stale = false;
     let mut count = 0u64;
-    let mut failure: Option<Error> = None;
     for msg in rx {
         match msg {
             Msg::Batch(mut batch) => {
@@ -160,11 +317,14 @@ fn write_loop(
                             (rec, ctx_json.as_str())
                         }
                     };
-                    write_line(&header, Some(ctx), &rec, &mut buf);
-                    count += 1;
-                    if buf.len() > (1 << 16) && failure.is_none() {
-                        failure = file.write_all(buf.as_bytes()).err().map(io);
-                        buf.clear();
+                    line.clear();
+                    write_line(&header, Some(ctx), &rec, &mut line);
+                    if out.hold(line.as_bytes()) {
+                        count += 1;
+                    }
+                    // While the file fails, it is tried again at barriers only.
+                    if out.held.len() > (1 << 16) && out.health.failing().is_none() {
+                        out.write_held();
                     }
                 }
                 if batch.capacity() == BATCH {
@@ -172,28 +332,15 @@ fn write_loop(
                 }
             }
             Msg::Barrier => {
-                if failure.is_none() {
-                    failure = file.write_all(buf.as_bytes()).err().map(io);
-                }
-                buf.clear();
+                let ok = out.write_held();
                 let _ = acks.send(());
-                if failure.is_none() {
-                    failure = file.sync_data().err().map(io);
+                if ok {
+                    out.sync();
                 }
             }
         }
     }
-    if failure.is_none() {
-        failure = file
-            .write_all(buf.as_bytes())
-            .and_then(|()| file.sync_all())
-            .err()
-            .map(io);
-    }
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(count),
-    }
+    Ok(count)
 }
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub struct Verification {
     pub retried: Vec<String>,
     /// Names the check left out, and why.
     pub skipped: BTreeMap<String, String>,
+    /// What the tasks told about how they replayed (checkpoints refused or set aside,
+    /// iterations recomputed, other library versions), each once, in order.
+    pub notices: Vec<String>,
 }
 
 /// What [`merge_parts`] wrote.
@@ -60,6 +63,7 @@ struct TaskCheck {
     compared: u64,
     retry_of: Option<String>,
     skipped: BTreeMap<String, String>,
+    notices: Vec<String>,
 }
 
 impl TaskCheck {
@@ -102,6 +106,15 @@ impl TaskCheck {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned),
             skipped,
+            notices: json
+                .get("notices")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -157,6 +170,11 @@ pub fn merge_parts(
         v.compared += check.compared;
         v.retried.extend(check.retry_of.clone());
         v.skipped.extend(check.skipped.clone());
+        for notice in &check.notices {
+            if !v.notices.contains(notice) {
+                v.notices.push(notice.clone());
+            }
+        }
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|e| Error::io(part, e))?;
             let Ok(parsed) = parse_line(&line) else {
