@@ -33,7 +33,8 @@ from ._native import (
     __version__,
 )
 from ._session import ArgError, arg, commit, iteration, log, loop
-from ._frames import dataframe, query, runs, unpack
+from ._frames import dataframe, io, query, runs, unpack
+from ._capture import set_capture
 from ._artifacts import MissingDependencyError, plot_confusion_matrix
 from ._ckpt import checkpointing, checkpoints, load_checkpoint
 from ._hindsight import replay
@@ -61,6 +62,7 @@ __all__ = [
     "checkpoints",
     "commit",
     "dataframe",
+    "io",
     "iteration",
     "load_checkpoint",
     "log",
@@ -69,5 +71,6 @@ __all__ = [
     "query",
     "replay",
     "runs",
+    "set_capture",
     "unpack",
 ]

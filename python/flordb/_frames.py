@@ -117,3 +117,11 @@ def runs():
 def unpack() -> dict:
     """Rebuilds the query cache from ``.flor/runs/*.jsonl``; returns counts."""
     return _native.unpack(os.getcwd())
+
+
+def io(channel: str | None = None):
+    """The captured output of every run: one row per line, in the order it was printed,
+    with the run's columns, a column per loop of the line's context, ``channel`` and
+    ``line``. ``channel`` keeps one channel and those under it: ``"io::log"`` is every
+    logging level, ``"io::log::error"`` one."""
+    return _frame(_native.io(os.getcwd(), channel))

@@ -16,7 +16,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, TypeVar
 
-from . import _argv, _artifacts, _ckpt, _environment, _interactive, _native, _replay
+from . import _argv, _artifacts, _capture, _ckpt, _environment, _interactive, _native, _replay
 from ._native import FlorError
 
 T = TypeVar("T")
@@ -258,7 +258,7 @@ def _at_exit() -> None:
         # A forward run keeps the status the process really exits with (see commit).
         summary = _native.commit(_state.exit_code or 0, at_exit=not _replay.active())
     except FlorError as err:
-        print(f"flordb: the run could not be saved completely: {err}", file=sys.stderr)
+        _capture.say(f"flordb: the run could not be saved completely: {err}")
         # Records were lost or saved elsewhere: a scheduler must not see success.
         _end_process(_state.exit_code or 1)
         return
@@ -266,7 +266,7 @@ def _at_exit() -> None:
         _replay.summary(summary, failed=bool(_state.exit_code))
     if summary and unread and not _replay.active():
         names = ", ".join(unread)
-        print(f"flordb: --kwargs {names} given but never read with flor.arg", file=sys.stderr)
+        _capture.say(f"flordb: --kwargs {names} given but never read with flor.arg")
     if _replay.active() and not os.environ.get(_replay.FORKED_TASK_ENV):
         forced = _replay.forced_exit()
         _end_process(forced if forced is not None else _state.exit_code or 0)
@@ -291,9 +291,28 @@ def _end_process(code: int) -> None:
             os._exit(code & 0xFF)
 
 
+def _is_script_run() -> bool:
+    """A script (``python train.py``, ``python -``), not ``python -c``, a REPL, IPython or
+    FlorDB's own command: where output capture belongs."""
+    if "IPython" in sys.modules or not sys.argv or sys.argv[0] in ("", "-c", "-m"):
+        return False
+    return os.path.basename(sys.argv[0]) != "flor" and not hasattr(sys, "ps1")
+
+
 def _configure_at(cwd: str) -> None:
     _native.configure(cwd, _state.flags.original, sys.executable, _state.flags.run_name)
     _artifacts.configure(cwd)
+
+
+def configure_for_script() -> None:
+    """Configures this process for the script now in ``sys.argv`` (``flor run``), as
+    importing flordb from that script would have."""
+    _state.flags = _argv.install()
+    _configure_at(os.getcwd())
+    if _state.flags.replay:
+        _replay.setup(_state.flags)
+    _capture.install()
+    _install_signal_handlers()
 
 
 def _configure() -> None:
@@ -304,6 +323,8 @@ def _configure() -> None:
     _ckpt.configure_from_env()
     if _state.flags.replay:
         _replay.setup(_state.flags)
+    if _is_script_run():
+        _capture.install()
     _install_exit_hooks()
     _interactive.install(_configure_at, _native.commit, lambda: _native.current_run() is not None)
 

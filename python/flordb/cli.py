@@ -13,6 +13,11 @@ def main(argv: list[str] | None = None) -> int:
     """Runs ``flor`` with ``argv`` (default: this process's arguments)."""
     args = list(sys.argv if argv is None else argv)
     args[0] = "flor"
+    if len(args) > 1 and args[1] == "run":
+        # The script runs in this interpreter, under the recorder.
+        from ._launch import run_script
+
+        return run_script(args[2:])
     os.environ.setdefault("FLOR_PYTHON_VERSION", platform.python_version())
     # `flor replay` runs the scripts with the interpreter this package is installed in.
     os.environ.setdefault("FLORDB_PYTHON", sys.executable)

@@ -144,6 +144,8 @@ pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32
         Command::Stat => stat(&start),
         Command::Propagate(args) => crate::propagate::run(&args),
         Command::Replay(args) => crate::replay::run(&start, &args),
+        Command::Capture(args) => crate::capture::capture(&start, &args),
+        Command::Run(args) => crate::capture::run(&args),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success, 1 the command ran but found nothing or something failed,
 //! 2 a usage or engine error.
 
+mod capture;
 mod commands;
 mod output;
 pub mod propagate;
@@ -46,6 +47,10 @@ enum Command {
     Propagate(propagate::PropagateArgs),
     /// Replay past runs to fill in values of log statements added to today's script.
     Replay(replay::ReplayArgs),
+    /// Turn metrics that runs printed (`epoch 3 | loss: 0.12`) into values, with no replay.
+    Capture(capture::CaptureArgs),
+    /// Record a script that does not import flordb: `flor run train.py ARGS...`.
+    Run(capture::RunArgs),
 }
 
 /// Runs the command line on `argv` (program name first) and returns the exit code.

@@ -4,7 +4,9 @@
 //! - [`record`]: records, loop context, typed values, run identity and the in-process
 //!   [`record::Recorder`] that training scripts drive.
 //! - [`store`]: the `.flor/` layout, per-run JSONL files (the truth) and the SQLite cache.
-//! - [`pivot`]: every run as one table, typed columns, one row per loop context.
+//! - [`pivot`]: every run as one table, typed columns, one row per loop context; the
+//!   captured output as a table of lines.
+//! - [`extract`]: metrics read from captured output lines, after the fact.
 //! - [`analyze`]: tree-sitter reading of training scripts: log sites, loop levels and
 //!   propagation of today's log statements into old versions.
 //! - [`ckpt`]: checkpoints of the training state: content-addressed chunks, manifests,
@@ -25,6 +27,7 @@
 pub mod analyze;
 pub mod ckpt;
 mod error;
+pub mod extract;
 pub mod git;
 pub mod pivot;
 pub mod record;

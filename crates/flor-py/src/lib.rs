@@ -4,6 +4,7 @@
 
 use pyo3::prelude::*;
 
+mod capturing;
 mod checkpoints;
 mod convert;
 mod entry;
@@ -18,6 +19,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
     recording::register(m)?;
+    capturing::register(m)?;
     loops::register(m)?;
     reading::register(m)?;
     checkpoints::register(m)?;

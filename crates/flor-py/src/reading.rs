@@ -17,6 +17,7 @@ use crate::errors::to_py as err_to_py;
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataframe, m)?)?;
     m.add_function(wrap_pyfunction!(query, m)?)?;
+    m.add_function(wrap_pyfunction!(io, m)?)?;
     m.add_function(wrap_pyfunction!(runs, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
     Ok(())
@@ -100,6 +101,17 @@ fn buffer<'py, T, const N: usize>(
         }
         Ok(())
     })
+}
+
+/// The captured output of the project at `cwd`, a row per line (see [`pivot::io_frame`]),
+/// as columns like [`dataframe`]'s.
+#[pyfunction]
+#[pyo3(signature = (cwd, channel=None))]
+fn io<'py>(py: Python<'py>, cwd: PathBuf, channel: Option<String>) -> PyResult<Bound<'py, PyList>> {
+    let frame = py
+        .detach(|| pivot::io_frame(&Store::discover(&cwd)?, channel.as_deref()))
+        .map_err(err_to_py)?;
+    frame_to_py(py, &frame)
 }
 
 /// Runs SQL on the cache; returns `(columns, rows)` with rows as lists of values.

@@ -55,7 +55,32 @@ pub(crate) fn with_recorder<T>(
     out
 }
 
+/// As [`with_recorder`], but does nothing when this thread is already inside it (a
+/// write to a captured stream from within the engine's own call).
+pub(crate) fn try_with_recorder(
+    py: Python<'_>,
+    f: impl FnOnce(&mut Recorder) -> flor_core::Result<()>,
+) -> PyResult<()> {
+    let mut guard = match RECORDER.try_lock() {
+        Ok(guard) => guard,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+    };
+    let Some(rec) = guard.as_mut() else {
+        return Ok(());
+    };
+    let out = f(rec).map_err(to_py);
+    if rec.has_warnings() {
+        let warnings = rec.take_warnings();
+        drop(guard);
+        warn(py, &warnings)?;
+    }
+    out
+}
+
 fn warn(py: Python<'_>, messages: &[String]) -> PyResult<()> {
+    // FlorDB's own messages are not the run's output.
+    let _muted = crate::capturing::mute();
     let stderr = py.import("sys")?.getattr("stderr")?;
     for m in messages {
         stderr.call_method1("write", (format!("flordb: {m}\n"),))?;

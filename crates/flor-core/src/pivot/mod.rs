@@ -12,18 +12,21 @@
 
 mod filter;
 mod frame;
+mod io;
 mod join;
 mod read;
 mod values;
 
 pub use filter::{filter, quote_ident};
 pub use frame::{Column, ColumnData, Frame};
+pub use io::io_frame;
+pub(crate) use read::read_value;
 
 use rustc_hash::FxHashMap as HashMap;
 
 use frame::TextBuilder;
 use join::{outer_join, Key, Part, NULL_KEY};
-use read::{read_name, read_value, LoopColumns, RUN_COL, SOURCE_COL};
+use read::{read_name, LoopColumns, RUN_COL, SOURCE_COL};
 use values::ValueBuf;
 
 use crate::record::{Source, Value, ValueType};

@@ -1,6 +1,7 @@
 //! What a training run records: [`Record`]s with their loop context, typed [`Value`]s,
 //! run identity ([`RunId`]) and the in-process [`Recorder`] that scripts drive.
 
+pub mod capture;
 mod code_read;
 mod ctx;
 mod identity;

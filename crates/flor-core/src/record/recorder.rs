@@ -7,10 +7,12 @@
 //! the writer thread, after the loop positions that changed since the last record.
 
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use super::capture::{self, Capture, Limits, Stream, Verdict};
 use super::verify::{Mismatch, Verifier, VerifyReport};
 use super::writer::{Entry, Msg, Writer, BATCH, HEADROOM};
 use super::{
@@ -193,6 +195,8 @@ pub struct Recorder {
     boot: Option<f64>,
     /// Commit run files to git after the run (see `git::pending`) instead of at commit.
     defer_git: bool,
+    /// What the script printed, on its way to becoming records.
+    capture: Capture,
 }
 
 impl Recorder {
@@ -218,6 +222,7 @@ impl Recorder {
             policy: Policy::default(),
             ckpt_stats: None,
             defer_git: false,
+            capture: Capture::default(),
         }
     }
 
@@ -253,6 +258,62 @@ impl Recorder {
     /// Records a value in the current loop context. Starts the run on first use.
     pub fn log(&mut self, name: &str, value: Value, kind: Kind) -> Result<()> {
         self.emit(name, value, kind, false)
+    }
+
+    /// Sets how much output capture keeps.
+    pub fn set_capture_limits(&mut self, limits: Limits) {
+        self.capture.limits = limits;
+    }
+
+    /// Takes text the script wrote to `stream`; each line it completes is recorded.
+    pub fn capture_write(&mut self, stream: Stream, text: &str) -> Result<()> {
+        for line in self.capture.write(stream, text) {
+            self.capture_line(stream.channel(), &line)?;
+        }
+        Ok(())
+    }
+
+    /// Records a message that went through Python's `logging` at `level`, a record
+    /// per line; `logger` (the logger's name) prefixes it unless it is the root's.
+    pub fn capture_log(&mut self, level: &str, logger: Option<&str>, message: &str) -> Result<()> {
+        let channel = capture::log_channel(level);
+        for line in message.split('\n') {
+            match logger {
+                Some(name) if !name.is_empty() && name != "root" => {
+                    self.capture_line(&channel, &format!("{name}: {line}"))?
+                }
+                _ => self.capture_line(&channel, line)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn capture_line(&mut self, channel: &str, raw: &str) -> Result<()> {
+        let mut key = rustc_hash::FxHasher::default();
+        for f in &self.frames {
+            f.name.as_str().hash(&mut key);
+            f.iteration.hash(&mut key);
+        }
+        match self.capture.judge(channel, key.finish(), raw) {
+            Verdict::Store(text) => self.emit(channel, Value::Str(text), Kind::Io, false),
+            Verdict::OverCeiling { first: true } => {
+                self.warnings.push(format!(
+                    "output capture: this run reached its {} captured lines; later ones are not recorded \
+                     (flor.set_capture(max_records=...) keeps more)",
+                    self.capture.limits.max_records
+                ));
+                Ok(())
+            }
+            Verdict::Skip | Verdict::OverCeiling { first: false } => Ok(()),
+        }
+    }
+
+    /// Records what is left of unterminated output at the end of a run.
+    fn capture_partial(&mut self) -> Result<()> {
+        for (stream, text) in self.capture.drain_partial() {
+            self.capture_line(stream.channel(), &text)?;
+        }
+        Ok(())
     }
 
     /// Records the settings that change the run's numbers (`meta::ENV`), once per run;
@@ -328,7 +389,9 @@ impl Recorder {
         }
         if let Some(sink) = &self.replay {
             let projected = sink.apply.is_empty() || sink.apply.contains(name);
-            if !arg && (self.muted || kind != Kind::Log || !projected) {
+            // Captured output is replayed only when asked for by name (`--apply io::stdout`).
+            let wanted = kind == Kind::Log || (kind == Kind::Io && sink.apply.contains(name));
+            if !arg && (self.muted || !wanted || !projected) {
                 return Ok(());
             }
         }
@@ -789,6 +852,9 @@ impl Recorder {
     /// SQLite cache, then git. Returns `None` when no run was active. Problems after
     /// the file is complete are warnings: the file is the truth and nothing is lost.
     pub fn commit(&mut self, status: RunStatus) -> Result<Option<CommitSummary>> {
+        if self.run.is_some() || self.capture.has_partial() {
+            self.capture_partial()?;
+        }
         if self.run.is_none() {
             return Ok(None);
         }
@@ -893,6 +959,7 @@ impl Recorder {
         self.origin = Instant::now();
         self.muted = false;
         self.policy = Policy::new(self.policy.epsilon());
+        self.capture.reset();
     }
 }
 

@@ -7,7 +7,7 @@ use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::runfile::{FileStatus, RunFile};
 use super::Store;
-use crate::record::{Kind, Source, Value};
+use crate::record::{Kind, ParsedLine, Source, Value};
 use crate::{Error, Result};
 
 /// What a sync or unpack did.
@@ -227,6 +227,18 @@ pub(super) fn insert_records(
     source: Source,
     first_seq: i64,
 ) -> Result<usize> {
+    insert_lines(tx, run_pk, &run.records, source, first_seq)
+}
+
+/// Inserts `records` of the run `run_pk` as rows of `records` numbered from
+/// `first_seq`, and as one `series` row per name.
+pub(crate) fn insert_lines(
+    tx: &Transaction,
+    run_pk: i64,
+    records: &[ParsedLine],
+    source: Source,
+    first_seq: i64,
+) -> Result<usize> {
     let mut names: HashMap<&str, i64> = HashMap::new();
     let mut ctxs: HashMap<String, i64> = HashMap::new();
     let mut add_name = tx.prepare_cached("INSERT OR IGNORE INTO names(text) VALUES (?1)")?;
@@ -239,7 +251,7 @@ pub(super) fn insert_records(
     )?;
     let mut series: Vec<(i64, SeriesBuilder)> = Vec::new();
     let mut series_of: HashMap<i64, usize> = HashMap::new();
-    for (seq, rec) in run.records.iter().enumerate() {
+    for (seq, rec) in records.iter().enumerate() {
         let name_id = match names.get(rec.name.as_str()) {
             Some(id) => *id,
             None => {
@@ -296,7 +308,7 @@ pub(super) fn insert_records(
             s.numeric.then_some(s.nums)
         ])?;
     }
-    Ok(run.records.len())
+    Ok(records.len())
 }
 
 /// One name's records of one batch, columnar (the layout of the `series` table).

@@ -10,6 +10,7 @@ mod replays;
 mod runfile;
 mod schema;
 
+pub(crate) use import::insert_lines;
 pub use import::SyncReport;
 pub(crate) use import::NO_CTX;
 pub(crate) use layout::files_with_extension;
