@@ -38,6 +38,8 @@ from ._capture import set_capture
 from ._artifacts import MissingDependencyError, plot_confusion_matrix
 from ._ckpt import checkpointing, checkpoints, load_checkpoint
 from ._hindsight import replay
+from ._compat import Clock, restore, set_ckpt_interval
+from . import api, capture, database, utils  # noqa: E402 - flordb 4.0.1's modules
 
 VALUE_TYPE_LOG = 1
 VALUE_TYPE_IO = 2
@@ -46,6 +48,7 @@ VALUE_TYPE_START = 4
 
 __all__ = [
     "ArgError",
+    "Clock",
     "CheckpointError",
     "CheckpointNotFoundError",
     "FlorError",
@@ -70,7 +73,16 @@ __all__ = [
     "plot_confusion_matrix",
     "query",
     "replay",
+    "restore",
     "runs",
     "set_capture",
+    "set_ckpt_interval",
     "unpack",
 ]
+
+
+def __getattr__(name: str):
+    # flordb 4.0.1's constants (CURRDIR, PROJID, FLORDIR, ...), computed when first read.
+    from ._compat import constant
+
+    return constant(name)

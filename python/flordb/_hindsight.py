@@ -93,9 +93,9 @@ def _pairs(items: Any, what: str) -> list[str]:
 
 def replay(
     apply_vars: str | Sequence[str],
+    *positional: Any,
     where_clause: str | None = None,
     path: str | None = None,
-    *,
     narrow_iters: Iterable | dict | None = None,
     overrides: Iterable | dict | None = None,
     workers: int = 1,
@@ -108,10 +108,24 @@ def replay(
 
     ``where_clause`` (pandas ``query`` syntax over ``flor.dataframe()``) picks the runs;
     ``path`` names today's script (default: the newest run's). ``narrow_iters``
-    (``{"epoch": "0,2"}``) and ``overrides`` (``{"device": "cpu"}``) are passed on as
-    ``--iter`` and ``--override``. It asks before starting only on an interactive
-    terminal; ``yes=True`` never asks.
+    (``{"epoch": "0,2"}`` or flordb's ``[("epoch", "0,2")]``) and ``overrides``
+    (``{"device": "cpu"}``) are passed on as ``--iter`` and ``--override``. It asks
+    before starting only on an interactive terminal; ``yes=True`` never asks.
+
+    Positionally, flordb 4.0.1's order, ``replay(apply_vars, narrow_iters, where_clause,
+    overrides)``, and the older ``replay(apply_vars, where_clause, path)`` both work: a
+    text second argument is a where-clause.
     """
+    given = dict(where_clause=where_clause, path=path, narrow_iters=narrow_iters, overrides=overrides)
+    order = ("where_clause", "path") if positional and isinstance(positional[0], str) else ("narrow_iters", "where_clause", "overrides")
+    if len(positional) > len(order):
+        raise TypeError(f"replay() takes at most {len(order) + 1} positional arguments in this form ({', '.join(('apply_vars',) + order)})")
+    for key, value in zip(order, positional):
+        if given[key] is not None:
+            raise TypeError(f"replay() got {key} both by position and by name")
+        given[key] = value
+    where_clause, path = given["where_clause"], given["path"]
+    narrow_iters, overrides = given["narrow_iters"], given["overrides"]
     names = _names(apply_vars)
     runs = None
     if where_clause:

@@ -241,6 +241,8 @@ def _outer(depth: int, name: str, iterable: Iterable) -> Iterator:
         iterable = list(iterable)
         n = len(iterable)
     levels = R.levels.get(name, set())
+    if any(n.startswith("io::") for n in R.flags.apply):
+        levels = levels | {2}  # what the loop prints: every step of the iterations asked for
     want = requested(R.flags.iters.get(name, "all"), n, name) if levels else []
     own = want if 1 in levels else []
     full = want if any(level >= 2 for level in levels) else []
@@ -379,11 +381,12 @@ def setup(flags: Flags) -> None:
     except (OSError, ReplayError) as err:
         raise SystemExit(f"flordb: replay: {err}") from None
     known = sorted({s[0] for s in sites if s[0] is not None})
-    unknown = [n for n in flags.apply if n not in known]
+    # Captured output (`--apply io::stdout`) is no statement: every iteration re-prints it.
+    unknown = [n for n in flags.apply if n not in known and not n.startswith("io::")]
     if unknown:
         sites += _module_sites(root, script, source, unknown)
         known = sorted({s[0] for s in sites if s[0] is not None})
-        unknown = [n for n in flags.apply if n not in known]
+        unknown = [n for n in flags.apply if n not in known and not n.startswith("io::")]
     if unknown:
         raise SystemExit(
             f"flordb: --apply {','.join(unknown)}: {script} has no flor.log call by that name "

@@ -18,6 +18,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataframe, m)?)?;
     m.add_function(wrap_pyfunction!(query, m)?)?;
     m.add_function(wrap_pyfunction!(io, m)?)?;
+    m.add_function(wrap_pyfunction!(project_paths, m)?)?;
     m.add_function(wrap_pyfunction!(runs, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
     Ok(())
@@ -112,6 +113,21 @@ fn io<'py>(py: Python<'py>, cwd: PathBuf, channel: Option<String>) -> PyResult<B
         .detach(|| pivot::io_frame(&Store::discover(&cwd)?, channel.as_deref()))
         .map_err(err_to_py)?;
     frame_to_py(py, &frame)
+}
+
+/// Where the project around `cwd` keeps its files (nothing is created): `root`,
+/// `flor_dir`, `runs_dir`, `objects_dir`, `db_path`.
+#[pyfunction]
+fn project_paths<'py>(py: Python<'py>, cwd: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let root = flor_core::store::find_root(&cwd).unwrap_or(cwd);
+    let layout = flor_core::store::Layout::new(&root);
+    let d = PyDict::new(py);
+    d.set_item("root", layout.root())?;
+    d.set_item("flor_dir", layout.flor_dir())?;
+    d.set_item("runs_dir", layout.runs_dir())?;
+    d.set_item("objects_dir", layout.objects_dir())?;
+    d.set_item("db_path", layout.db_path())?;
+    Ok(d)
 }
 
 /// Runs SQL on the cache; returns `(columns, rows)` with rows as lists of values.

@@ -45,6 +45,11 @@ impl Layout {
         self.flor_dir().join("flor.db")
     }
 
+    /// Where checkpoint chunks and other content-addressed objects live.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.flor_dir().join("objects")
+    }
+
     pub fn tmp_dir(&self) -> PathBuf {
         self.flor_dir().join("tmp")
     }
