@@ -132,10 +132,11 @@ pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32
         }
         Command::Unpack => {
             let store = open()?;
+            let db = store.layout().db_path();
             let report = store.unpack()?;
             println!(
                 "rebuilt {} from {} run file(s): {} record(s)",
-                store.layout().db_path().display(),
+                db.display(),
                 report.imported,
                 report.records
             );

@@ -13,8 +13,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// The SQLite cache failed; it is derived data, so `flor unpack` rebuilds it.
-    #[error("sqlite cache: {0} (run `flor unpack` to rebuild the cache)")]
+    /// The SQLite cache failed. It is derived data: a damaged one is rebuilt from the
+    /// run files (`flor unpack`); a busy one is waited for, and only reported when
+    /// another process held it past the wait.
+    #[error("sqlite cache: {0}{hint}", hint = cache_hint(.0))]
     Cache(#[from] rusqlite::Error),
     /// A query written by the user is not valid SQL or failed.
     #[error("query failed: {0}")]
@@ -50,6 +52,20 @@ pub enum Error {
     /// A name or argument given by the user is not acceptable.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// What to do about a cache error: nothing for a busy cache (it is not damaged), a
+/// rebuild otherwise.
+fn cache_hint(err: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, ReadOnly};
+    match err.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => {
+            " (another FlorDB process held the cache for over a minute; try again)"
+        }
+        Some(DiskFull) => " (the disk is full; free space, then try again)",
+        Some(ReadOnly) => " (the cache cannot be written here)",
+        _ => " (run `flor unpack` to rebuild the cache from the run files)",
+    }
 }
 
 /// Result with the engine's [`Error`].

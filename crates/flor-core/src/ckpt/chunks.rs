@@ -57,6 +57,42 @@ impl ChunkStore {
         self.path(&chunk.hash).is_file()
     }
 
+    /// Removes the temporary files of chunk writes that never finished (a process killed
+    /// mid-checkpoint leaves a `.<hash>.<pid>.tmp` as large as the chunk): those whose
+    /// writer is no longer running, or that are older than a day (the pid may have been
+    /// reused). Another live process's write in progress is left alone. Returns how many.
+    pub fn remove_stale_tmp(&self) -> usize {
+        let Ok(subdirs) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        let me = std::process::id();
+        for sub in subdirs.flatten() {
+            let Ok(entries) = std::fs::read_dir(sub.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(pid) = tmp_writer(&name.to_string_lossy()) else {
+                    continue;
+                };
+                let old = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+                if pid != me
+                    && (old || !process_alive(pid))
+                    && std::fs::remove_file(entry.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Stores `data` unless a chunk with its hash is already there. Returns its
     /// reference and the bytes written (0 when it was already stored).
     pub fn put(&self, data: &[u8]) -> Result<(ChunkRef, u64)> {
@@ -141,6 +177,19 @@ fn compress(data: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| Error::Checkpoint(format!("compressing a chunk: {e}")))
 }
 
+/// The writer's pid of a chunk's temporary file name (`.<hash>.<pid>.tmp`).
+fn tmp_writer(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    rest.rsplit_once('.')?.1.parse().ok()
+}
+
+/// Whether process `pid` exists (Linux: `/proc/<pid>`; elsewhere assumed, and only age
+/// removes a file).
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
 /// Whether compressing `data` saves a tenth or more, judged on its first `SAMPLE` bytes:
 /// compressing 4 MB of float weights costs the writer 5-10 ms to save 6-12%.
 fn worth_compressing(data: &[u8]) -> Result<bool> {
@@ -153,6 +202,28 @@ fn worth_compressing(data: &[u8]) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_temporary_files_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::new(dir.path());
+        let sub = dir.path().join("objects").join("ab");
+        std::fs::create_dir_all(&sub).unwrap();
+        // 4194999 is above the largest pid Linux hands out; this test's own pid is alive.
+        let dead = sub.join(".cdef.4194999.tmp");
+        let mine = sub.join(format!(".cdef.{}.tmp", std::process::id()));
+        let chunk = sub.join("cdef");
+        for p in [&dead, &mine, &chunk] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let live_pid = std::os::unix::process::parent_id();
+        let live = sub.join(format!(".beef.{live_pid}.tmp"));
+        std::fs::write(&live, b"x").unwrap();
+        assert_eq!(store.remove_stale_tmp(), 1);
+        assert!(!dead.exists() && mine.exists() && chunk.exists() && live.exists());
+        assert_eq!(tmp_writer(".00ff.123.tmp"), Some(123));
+        assert_eq!(tmp_writer("00ff"), None);
+    }
+
     use super::*;
 
     #[test]

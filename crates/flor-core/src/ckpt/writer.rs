@@ -67,7 +67,11 @@ impl CkptWriter {
         let shared = stats.clone();
         let handle = std::thread::Builder::new()
             .name("flor-ckpt".into())
-            .spawn(move || write_loop(&store, &manifests, &run_id, &rx, &shared, &spares))
+            .spawn(move || {
+                // What killed checkpoint writes left behind goes, off the training thread.
+                store.remove_stale_tmp();
+                write_loop(&store, &manifests, &run_id, &rx, &shared, &spares)
+            })
             .map_err(|e| Error::io("flor-ckpt thread", e))?;
         Ok(CkptWriter { tx, handle, stats })
     }

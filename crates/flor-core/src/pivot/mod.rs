@@ -459,6 +459,7 @@ mod tests {
         // Debug text compares NaN cells as equal.
         assert_eq!(format!("{fast:?}"), format!("{slow:?}"));
         store.unpack().unwrap();
+        let store = Store::open(dir.path()).unwrap();
         assert!(store.series_valid().unwrap());
         assert_eq!(
             format!("{:?}", dataframe(&store, &names).unwrap()),
@@ -494,6 +495,7 @@ mod tests {
         assert_eq!(frame.len(), 5);
         assert_eq!(counts(&store), [9]);
         assert_eq!(store.unpack().unwrap().imported, 1);
+        let store = Store::open(dir.path()).unwrap();
         assert_eq!(counts(&store), [9]);
         assert_eq!(dataframe(&store, &["loss"]).unwrap().len(), 5);
     }

@@ -21,13 +21,40 @@ import sys
 import weakref
 
 
+# The protocol's own stream: a copy of the original stdout. Fd 1 itself then points at
+# stderr, so that whatever a preloaded module prints cannot corrupt the protocol.
+PROTOCOL = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+
 def send(obj):
     try:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
+        PROTOCOL.write(json.dumps(obj) + "\n")
+        PROTOCOL.flush()
+    except (BrokenPipeError, OSError):
         # `flor replay` is gone (it refused its input, or was killed): so is its server.
+        stop_children()
         os._exit(0)
+
+
+# Forked tasks still running: pid -> task id.
+children = {}
+
+
+def stop_children():
+    """Ends the running tasks at once (their `flor replay` is gone, so nobody would merge
+    what they write): SIGKILL, then reaps them."""
+    for pid in list(children):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    while children:
+        try:
+            pid, _ = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        children.pop(pid, None)
 
 
 def third_party_imports(path):
@@ -93,6 +120,7 @@ def run_task(task):
     """In the forked child: become the script's process, run it, exit with its code."""
     code = 1
     try:
+        PROTOCOL.close()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         log = os.open(task["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)
@@ -146,7 +174,6 @@ def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     first = json.loads(sys.stdin.readline() or "{}")
     send({"ready": preload(first.get("preload", []))})
-    children = {}
     buf = b""
     open_ = True
     while open_ or children:
@@ -155,13 +182,17 @@ def main():
             data = os.read(0, 65536)
             if not data:
                 open_ = False
+                # `flor replay` closes the pipe once its tasks are done, or dies: tasks
+                # still running then have nobody to report to.
+                stop_children()
+                break
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 if not line.strip():
                     continue
                 task = json.loads(line)
-                sys.stdout.flush()
+                PROTOCOL.flush()
                 pid = os.fork()
                 if pid == 0:
                     run_task(task)
@@ -172,7 +203,10 @@ def main():
                 break
             send({"id": children.pop(pid), "exit": os.waitstatus_to_exitcode(status)})
     # The server ran no user code; tearing down torch's modules would take seconds.
-    sys.stdout.flush()
+    try:
+        PROTOCOL.flush()
+    except OSError:
+        pass
     os._exit(0)
 
 

@@ -128,20 +128,6 @@ impl Store {
         self.import_stamped(path, st)
     }
 
-    /// Rebuilds the cache from the run files alone. Idempotent.
-    pub fn unpack(&self) -> Result<SyncReport> {
-        self.conn.execute_batch(
-            "BEGIN IMMEDIATE; DELETE FROM records; DELETE FROM series; DELETE FROM files;
-             DELETE FROM replays; DELETE FROM runs; DELETE FROM names; DELETE FROM ctxs;",
-        )?;
-        self.conn.execute(
-            "INSERT OR IGNORE INTO flags(name) VALUES (?1)",
-            [super::schema::SERIES_FLAG],
-        )?;
-        self.conn.execute_batch("COMMIT")?;
-        self.sync()
-    }
-
     fn import_stamped(&self, path: &Path, st: FileStamp) -> Result<usize> {
         // Parse before taking the write lock: other processes keep writing meanwhile.
         let run = RunFile::read(path)?;

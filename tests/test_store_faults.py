@@ -1,0 +1,95 @@
+"""Nothing lost and nothing left behind: a damaged query cache rebuilds itself, reading
+creates nothing, a killed `flor replay` leaves no process running, and a killed
+checkpoint write leaves no temporary file for good."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from conftest import PYTHON, Project
+
+TRAIN = """
+import numpy as np
+import flordb as flor
+
+w = np.ones(3)
+with flor.checkpointing(w=w):
+    for epoch in flor.loop("epoch", range(4)):
+        w *= 0.9
+        flor.log("w0", float(w[0]))
+"""
+
+
+def test_a_damaged_cache_rebuilds_itself_and_unpack_starts_from_nothing(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    project.run("train.py")
+    db = project.path / ".flor" / "flor.db"
+    assert len(project.frame("w0")) == 4
+    db.write_bytes(os.urandom(8192))
+    out = project.run("-c", "import flordb as flor\nprint(len(flor.dataframe('w0')))")
+    assert out.stdout.strip() == "4" and "query cache was damaged" in out.stderr, out.stderr
+    db.write_bytes(b"\x00" * 100)
+    out = project.flor("unpack")
+    assert "from 1 run file(s)" in out.stdout
+    assert len(project.frame("w0")) == 4
+
+
+def test_reading_a_repository_without_runs_creates_nothing(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    got = project.py("import json, flordb as flor\nprint(json.dumps([len(flor.runs()), len(flor.dataframe('w0'))]))")
+    assert got == [0, 0]
+    project.flor("runs")
+    assert not (project.path / ".flor").exists()
+
+
+def _marked(mark: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (entry / "environ").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_killed_flor_replay_leaves_no_process_behind(project: Project):
+    slow = TRAIN.replace("        w *= 0.9\n", "        w *= 0.9\n        import os, time; time.sleep(float(os.environ.get('SLOW', '0')))\n")
+    project.write("train.py", slow)
+    project.commit_all()
+    project.run("train.py", env={"FLOR_EPSILON": "1000"})
+    # The replay's task would sleep 12 s: long after the 4 s the check below waits.
+    project.write("train.py", slow.replace('        flor.log("w0", float(w[0]))\n', '        flor.log("w0", float(w[0]))\n        flor.log("g", float(w.sum()))\n'))
+    mark = f"FLOR_TEST_MARK={uuid.uuid4().hex}"
+    env = {**os.environ, mark.split("=")[0]: mark.split("=")[1], "SLOW": "3"}
+    proc = subprocess.Popen([PYTHON, "-m", "flordb", "replay", "g", "--yes", "--iter", "epoch=0,1,2,3"], cwd=project.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_marked(mark)) < 3:  # flor replay, its server, a task
+        time.sleep(0.1)
+    assert len(_marked(mark)) >= 3, "the replay never started its task"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 4
+    while time.time() < deadline and _marked(mark):
+        time.sleep(0.1)
+    assert _marked(mark) == []
+
+
+def test_a_killed_checkpoint_write_leaves_no_temporary_file(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    objects = project.path / ".flor" / "objects" / "ab"
+    objects.mkdir(parents=True)
+    stale = objects / ".cdef0123.4194999.tmp"  # a writer pid Linux never hands out
+    stale.write_bytes(b"x" * 1000)
+    project.run("train.py")
+    assert not stale.exists()
