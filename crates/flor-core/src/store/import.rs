@@ -64,6 +64,26 @@ impl Store {
     }
 
     fn sync_files(&self, with_replays: bool) -> Result<SyncReport> {
+        // Opened read-only because the cache cannot be written (`Store::open` said so).
+        if self.conn.is_readonly(c"main")? {
+            return Ok(SyncReport::default());
+        }
+        match self.sync_writing(with_replays) {
+            // A full disk (or a read-only one) must not make the runs unreadable: the
+            // cache is read as it is, and the reader is told that it may be behind.
+            Err(Error::Cache(err)) if super::cannot_write(&err) => {
+                // The failed write may leave its transaction open; reads go on without it.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                eprintln!(
+                    "flordb: the query cache cannot be brought up to date ({err}); showing what it held, which may lack the newest runs"
+                );
+                Ok(SyncReport::default())
+            }
+            other => other,
+        }
+    }
+
+    fn sync_writing(&self, with_replays: bool) -> Result<SyncReport> {
         // Runs whose records commit was left for later get it now (`git::pending`). A
         // read never fails for git's sake: a run that cannot be committed is set aside.
         let _ = crate::git::finish_pending(self.layout.root());

@@ -48,8 +48,20 @@ fn connect(layout: &Layout) -> Result<Connection> {
     // Reads of a million records go through memory maps, not a syscall per page.
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
     conn.pragma_update(None, "cache_size", -65536)?;
+    // Sorts and temporary tables in memory: a read needs no disk space.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     schema::ensure(&conn)?;
     Ok(conn)
+}
+
+/// Whether a cache error means the cache cannot be written here now (a full disk, a
+/// read-only file system), rather than that it is wrong.
+pub(crate) fn cannot_write(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+    matches!(
+        err.sqlite_error_code(),
+        Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen)
+    )
 }
 
 /// Whether a cache error means the file is not (or no longer) a sound database.
@@ -108,6 +120,27 @@ impl Store {
         let layout = Layout::new(root);
         layout.create()?;
         match connect(&layout) {
+            // A full or read-only disk: the cache is read as it is (see `sync`).
+            // (Immutable: a WAL database's shared-memory file may be what cannot be
+            // created; the last checkpoint is read, which the sync's notice covers.)
+            Err(Error::Cache(err)) if cannot_write(&err) => {
+                let path = layout.db_path().display().to_string();
+                let escaped = path
+                    .replace('%', "%25")
+                    .replace('?', "%3f")
+                    .replace('#', "%23");
+                let uri = format!("file:{escaped}?immutable=1");
+                let Ok(conn) = Connection::open_with_flags(
+                    uri,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+                ) else {
+                    return Err(Error::Cache(err));
+                };
+                eprintln!(
+                    "flordb: the query cache cannot be written ({err}: is the disk full?); showing what it held, which may lack the newest runs"
+                );
+                Ok(Store { layout, conn })
+            }
             Err(Error::Cache(err)) if is_damage(&err) => {
                 let aside = set_aside(&layout)?;
                 eprintln!(
