@@ -93,3 +93,47 @@ def test_a_killed_checkpoint_write_leaves_no_temporary_file(project: Project):
     stale.write_bytes(b"x" * 1000)
     project.run("train.py")
     assert not stale.exists()
+
+
+def _committed(project: Project, run: str) -> None:
+    deadline = time.time() + 30
+    spec = f"refs/flor/runs/{run}:.flor/runs/{run}.jsonl"
+    while time.time() < deadline:
+        if subprocess.run(["git", "cat-file", "-e", spec], cwd=project.path).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{spec} never appeared")
+
+
+def test_a_damaged_or_deleted_run_file_comes_back_from_git(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    project.run("train.py")
+    run = project.runs()[0]["run_id"]
+    _committed(project, run)
+    path = project.path / ".flor" / "runs" / f"{run}.jsonl"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3][: len(lines[3]) // 2] + "\x00garbage"
+    path.write_text("\n".join(lines) + "\n")
+    out = project.run("-c", "import flordb as flor\nprint(flor.dataframe('w0')['w0'].tolist())")
+    assert "restored from git" in out.stderr, out.stderr
+    assert out.stdout.strip() == str([0.9, 0.81, 0.7290000000000001, 0.6561000000000001])
+    assert (path.parent / f"{run}.jsonl.damaged").exists()
+    path.unlink()
+    out = project.run("-c", "import flordb as flor\nprint(len(flor.runs()))")
+    assert out.stdout.strip() == "0" and "flor unpack --restore" in out.stderr
+    back = project.flor("unpack", "--restore")
+    assert f"restored 1 run file(s) from git: {run}" in back.stdout
+    assert len(project.frame("w0")) == 4
+
+
+def test_a_logged_nan_and_a_logged_none_stay_apart(project: Project):
+    project.write("t.py", 'import flordb as flor\nfor e in flor.loop("epoch", range(3)):\n    flor.log("x", [float("nan"), None, 1.5][e])\n')
+    project.commit_all()
+    project.run("t.py")
+    got = project.py(
+        "import json, math, flordb as flor\n"
+        "xs = flor.dataframe('x')['x'].tolist()\n"
+        "print(json.dumps(['nan' if isinstance(x, float) and math.isnan(x) else x for x in xs]))"
+    )
+    assert got == ["nan", None, 1.5]

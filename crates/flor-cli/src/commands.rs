@@ -68,6 +68,14 @@ pub(crate) struct QueryArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct UnpackArgs {
+    /// First write back the run files that were deleted here but that git still holds
+    /// (refs/flor/runs/<run>).
+    #[arg(long)]
+    restore: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct CheckpointsArgs {
     /// The run (its run_id, tstamp or --flor name; default: the newest run).
     run: Option<String>,
@@ -130,8 +138,20 @@ pub(crate) fn dispatch(project: Option<PathBuf>, command: Command) -> Result<i32
             print_frame(&checkpoints_frame(&manifests), args.format, true)?;
             Ok(0)
         }
-        Command::Unpack => {
+        Command::Unpack(args) => {
             let store = open()?;
+            if args.restore {
+                let restored = store.restore_from_git()?;
+                println!(
+                    "restored {} run file(s) from git{}",
+                    restored.len(),
+                    if restored.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", restored.join(", "))
+                    }
+                );
+            }
             let db = store.layout().db_path();
             let report = store.unpack()?;
             println!(

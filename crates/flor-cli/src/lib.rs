@@ -40,7 +40,7 @@ enum Command {
     /// List one run's checkpoints: objects, size, and the loop-carried state each saved.
     Checkpoints(commands::CheckpointsArgs),
     /// Rebuild the query cache from the run files in .flor/runs/.
-    Unpack,
+    Unpack(commands::UnpackArgs),
     /// Show the environment and the store's size, for bug reports.
     Stat,
     /// Show where today's log statements go in an old version of a script.

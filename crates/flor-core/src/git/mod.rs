@@ -426,6 +426,29 @@ impl Repo {
 }
 
 /// The ref that keeps a run's version (and, once it ends, its records).
+/// The copy of a run's file that git holds under `refs/flor/runs/<run>` (committed when
+/// the run ended), if the repository at `root` has one.
+pub fn committed_run_file(root: &Path, run_id: &str) -> Option<Vec<u8>> {
+    let repo = Repo::discover(root)?;
+    let spec = format!("refs/flor/runs/{run_id}:.flor/runs/{run_id}.jsonl");
+    repo.run_git(&["cat-file", "blob", &spec], None, None, &[])
+        .ok()
+}
+
+/// Every run git holds a committed file of, by run id.
+pub fn committed_runs(root: &Path) -> Vec<String> {
+    let Some(repo) = Repo::discover(root) else {
+        return Vec::new();
+    };
+    repo.git_raw(&[
+        "for-each-ref",
+        "--format=%(refname:strip=3)",
+        "refs/flor/runs/",
+    ])
+    .map(|out| out.lines().map(str::to_owned).collect())
+    .unwrap_or_default()
+}
+
 pub fn run_ref(run: &RunId) -> String {
     format!("refs/flor/runs/{run}")
 }

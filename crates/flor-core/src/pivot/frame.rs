@@ -77,7 +77,17 @@ impl ColumnData {
             kinds[v.value_type() as usize] = true;
         }
         let pick = |p: u32| values.get(p as usize);
-        let [_, bools, ints, floats, strs, jsons] = kinds;
+        let [nulls, bools, ints, floats, mut strs, jsons] = kinds;
+        // A logged NaN and a logged None are two facts; a float column would show both as
+        // NaN, so such a column keeps its values as objects (NaN and None).
+        if floats
+            && nulls
+            && values
+                .iter()
+                .any(|v| matches!(v, Value::Float(f) if f.is_nan()))
+        {
+            strs = true;
+        }
         match (bools, ints, floats, strs, jsons) {
             // No values at all: a column of missing floats, as pandas makes one.
             (false, false, false, false, false) => ColumnData::Float(vec![None; picks.len()]),

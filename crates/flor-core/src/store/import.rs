@@ -118,7 +118,13 @@ impl Store {
             {
                 continue;
             }
-            report.records += self.import_stamped(&path, st)?;
+            let records = match self.import_stamped(&path, st) {
+                Err(err @ Error::BadRecord { .. }) if self.repair_from_git(&path, &err) => {
+                    self.import_stamped(&path, stamp(&path)?)?
+                }
+                other => other?,
+            };
+            report.records += records;
             report.imported += 1;
         }
         let gone: Vec<(String, i64)> = known
@@ -129,6 +135,7 @@ impl Store {
         if !gone.is_empty() {
             let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
             for (name, run) in &gone {
+                self.note_deleted(name);
                 delete_records(&tx, *run, Source::Forward)?;
                 tx.execute("DELETE FROM runs WHERE run = ?1 AND NOT EXISTS (SELECT 1 FROM records WHERE run = ?1)", [run])?;
                 tx.execute("DELETE FROM files WHERE path = ?1", [name])?;

@@ -6,6 +6,7 @@
 mod import;
 mod layout;
 mod query;
+mod repair;
 mod replays;
 mod runfile;
 mod schema;
