@@ -125,7 +125,12 @@ impl Store {
     pub fn query(&self, sql: &str, params: &[Value], write: bool) -> Result<QueryResult> {
         self.sync()?;
         let conn;
-        let conn_ref: &Connection = if write {
+        // The store's own connection when it has no file (nothing recorded yet) or is
+        // already read-only (a full disk); the read-only check below holds either way.
+        let own = write
+            || self.conn.path().is_none_or(str::is_empty)
+            || self.conn.is_readonly(c"main")?;
+        let conn_ref: &Connection = if own {
             &self.conn
         } else {
             conn = self.read_only_conn()?;
