@@ -40,16 +40,29 @@ pub(crate) fn with_recorder<T>(
     py: Python<'_>,
     f: impl FnOnce(&mut Recorder) -> flor_core::Result<T>,
 ) -> PyResult<T> {
-    let mut guard = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(rec) = guard.as_mut() else {
+    let guard = RECORDER.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_none() {
         return Err(FlorError::new_err(
             "flordb is not configured; import flordb before calling it",
         ));
+    }
+    run_on(py, guard, f)
+}
+
+/// Runs `f` on the recorder `guard` holds (there is one), releases it, then prints the
+/// warnings `f` left.
+fn run_on<T>(
+    py: Python<'_>,
+    mut guard: std::sync::MutexGuard<'_, Option<Recorder>>,
+    f: impl FnOnce(&mut Recorder) -> flor_core::Result<T>,
+) -> PyResult<T> {
+    let Some(rec) = guard.as_mut() else {
+        return Err(FlorError::new_err("flordb is not configured"));
     };
     let out = f(rec).map_err(to_py);
-    if rec.has_warnings() {
-        let warnings = rec.take_warnings();
-        drop(guard);
+    let warnings = rec.take_warnings();
+    drop(guard);
+    if !warnings.is_empty() {
         warn(py, &warnings)?;
     }
     out
@@ -61,21 +74,15 @@ pub(crate) fn try_with_recorder(
     py: Python<'_>,
     f: impl FnOnce(&mut Recorder) -> flor_core::Result<()>,
 ) -> PyResult<()> {
-    let mut guard = match RECORDER.try_lock() {
+    let guard = match RECORDER.try_lock() {
         Ok(guard) => guard,
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
     };
-    let Some(rec) = guard.as_mut() else {
+    if guard.is_none() {
         return Ok(());
-    };
-    let out = f(rec).map_err(to_py);
-    if rec.has_warnings() {
-        let warnings = rec.take_warnings();
-        drop(guard);
-        warn(py, &warnings)?;
     }
-    out
+    run_on(py, guard, f)
 }
 
 fn warn(py: Python<'_>, messages: &[String]) -> PyResult<()> {

@@ -8,13 +8,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-/// How much earlier than the kernel's start time a change still counts as "after the
-/// start": the start time has a resolution of one clock tick (10 ms).
+/// The margin on either side of the window: the start time has a resolution of one
+/// clock tick (10 ms), and a file's modification time comes from the kernel's coarse
+/// clock, which lags the fine clock by up to a timer tick (4 ms at 250 Hz), so a file
+/// written just after the snapshot began can carry a time a little before it.
 const TICK: Duration = Duration::from_millis(10);
 
-/// When this process started (Linux: `/proc/self/stat` against `/proc/uptime`);
-/// `None` where that cannot be read.
-pub fn process_start() -> Option<SystemTime> {
+/// How long this process has existed, in seconds, from Linux's `/proc` (its start time
+/// in clock ticks since boot against the uptime); `None` elsewhere.
+pub(super) fn process_age() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // Fields after the command name, which is parenthesised and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -27,12 +29,18 @@ pub fn process_start() -> Option<SystemTime> {
         .parse()
         .ok()?;
     // USER_HZ, the unit of /proc's tick counts, is 100 on every Linux architecture.
-    let age = (uptime - ticks / 100.0).max(0.0);
-    SystemTime::now().checked_sub(Duration::from_secs_f64(age))
+    let age = uptime - ticks / 100.0;
+    (0.0..86_400.0 * 365.0).contains(&age).then_some(age)
 }
 
-/// The files among `files` inside `root` last modified after `start` and no later than
-/// `until` (paths relative to `root`, sorted). Files outside the project (the standard
+/// When this process started; `None` where that cannot be read.
+pub fn process_start() -> Option<SystemTime> {
+    SystemTime::now().checked_sub(Duration::from_secs_f64(process_age()?))
+}
+
+/// The files among `files` inside `root` last modified after `start` and clearly before
+/// `until`, when the snapshot began reading (paths relative to `root`, sorted); a
+/// change within a tick of `until` is not one the snapshot can be said to have missed. Files outside the project (the standard
 /// library, site-packages) are not the run's code version and are not looked at.
 pub fn changed_between(
     root: &Path,
@@ -41,6 +49,7 @@ pub fn changed_between(
     until: SystemTime,
 ) -> Vec<String> {
     let threshold = start.checked_sub(TICK).unwrap_or(start);
+    let until = until.checked_sub(TICK).unwrap_or(until);
     let mut changed: Vec<String> = files
         .iter()
         .filter_map(|f| {
@@ -65,7 +74,8 @@ mod tests {
     fn the_process_started_before_now() {
         let start = process_start().expect("linux /proc");
         let age = SystemTime::now().duration_since(start).unwrap();
-        assert!(age < Duration::from_secs(24 * 3600), "{age:?}");
+        assert!(age < Duration::from_secs(3600), "{age:?}");
+        assert!((0.0..3600.0).contains(&process_age().unwrap()));
     }
 
     #[test]
@@ -86,12 +96,12 @@ mod tests {
         std::fs::write(&new, "y = 2").unwrap();
         let later = root.join("later.py");
         std::fs::write(&later, "z = 3").unwrap();
-        let until = SystemTime::now();
+        let until = SystemTime::now() + Duration::from_secs(1);
         std::fs::File::options()
             .write(true)
             .open(&later)
             .unwrap()
-            .set_modified(until + Duration::from_secs(5))
+            .set_modified(until - Duration::from_millis(2))
             .unwrap();
         let outside = std::env::temp_dir().join("flor-outside-project.py");
         let start = until - Duration::from_secs(5);

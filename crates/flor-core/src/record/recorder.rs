@@ -211,7 +211,7 @@ impl Recorder {
             stack_changed_from: None,
             recent: Vec::with_capacity(RECENT_NAMES),
             setup_emitted: false,
-            boot: process_age(),
+            boot: code_read::process_age(),
             main_work_end: None,
             warnings: Vec::new(),
             replay: None,
@@ -630,8 +630,9 @@ impl Recorder {
             // another thread, whose git runs in the environment of now.
             Some(repo) => {
                 let repo = repo.with_env_snapshot();
+                let began = SystemTime::now();
                 let captured = repo.capture(&id);
-                captured_at = captured.is_ok().then(SystemTime::now);
+                captured_at = captured.is_ok().then_some(began);
                 Some(spawn_snapshot(repo, captured, id.clone(), writer.sender()))
             }
             None => {
@@ -783,9 +784,10 @@ impl Recorder {
         Ok(())
     }
 
-    /// Buffers of the given lengths for copying a checkpoint's leaves into.
-    pub fn ckpt_buffers(&self, lens: &[usize]) -> Vec<Vec<u8>> {
-        self.spares.take(lens)
+    /// Where a checkpoint's copies come from: room for them ([`Spares::reserve`], which
+    /// may wait for the writer) and buffers to copy into.
+    pub fn ckpt_spares(&self) -> Spares {
+        self.spares.clone()
     }
 
     /// What checkpointing did in the current (or last committed) run.
@@ -1005,34 +1007,6 @@ pub(crate) fn hostname() -> String {
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-/// How long this process has existed, from Linux's `/proc` (start time in clock ticks
-/// of USER_HZ = 100 since boot, against the uptime); `None` elsewhere.
-fn process_age() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let start_ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    let age = uptime - start_ticks / 100.0;
-    (0.0..86_400.0 * 365.0).contains(&age).then_some(age)
-}
-
-#[cfg(test)]
-mod age_tests {
-    #[test]
-    fn process_age_is_small_and_positive_on_linux() {
-        if cfg!(target_os = "linux") {
-            let age = super::process_age().expect("/proc is readable");
-            assert!((0.0..3600.0).contains(&age), "{age}");
-        }
-    }
 }
 
 #[cfg(test)]
