@@ -77,7 +77,10 @@ fn ckpt_take(
         .map(|leaf| PyBuffer::<u8>::get(&leaf))
         .collect::<PyResult<Vec<_>>>()?;
     let lens: Vec<usize> = buffers.iter().map(PyBuffer::len_bytes).collect();
-    let mut copied = with_recorder(py, |r| Ok(r.ckpt_buffers(&lens)))?;
+    let spares = with_recorder(py, |r| Ok(r.ckpt_spares()))?;
+    // Waiting for the writer to store earlier copies lets other Python threads run.
+    let permit = py.detach(|| spares.reserve(lens.iter().sum()));
+    let mut copied = spares.take(&lens);
     for (buffer, out) in buffers.iter().zip(&mut copied) {
         buffer.copy_to_slice(py, out)?;
     }
@@ -100,6 +103,7 @@ fn ckpt_take(
                 .map(|(path, how, note)| CarriedInfo { path, how, note })
                 .collect()
         }),
+        permit: Some(permit),
     };
     let secs = copy_secs + started.elapsed().as_secs_f64();
     with_recorder(py, |r| r.checkpoint(submission, secs))

@@ -5,7 +5,7 @@
 //! buffer is compressed only when a sample of it shrinks by a tenth or more;
 //! the rest are kept raw, and the store never holds more than the raw bytes.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -107,31 +107,28 @@ impl ChunkStore {
         if path.is_file() {
             return Ok(0);
         }
-        let compressed = if worth_compressing(data)? {
-            Some(compress(data)?)
-        } else {
-            None
-        };
-        let (tag, payload) = match &compressed {
-            Some(c) if c.len() < data.len() => (ZSTD, c.as_slice()),
-            _ => (RAW, data),
-        };
+        let compressed = worth_compressing(data)?;
         let dir = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tmp = dir.join(format!(".{}.{}.tmp", &chunk.hash[2..], std::process::id()));
-        let write = || -> std::io::Result<()> {
+        let write = || -> std::io::Result<u64> {
             let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&[tag])?;
-            f.write_all(payload)?;
+            let mut written = write_payload(&mut f, data, compressed)?;
+            if written > data.len() as u64 + 1 {
+                // The sample misled: compressed, it is larger than raw.
+                f.set_len(0)?;
+                f.seek(SeekFrom::Start(0))?;
+                written = write_payload(&mut f, data, false)?;
+            }
             // Durable before it is named: a named chunk is trusted by deduplication.
             f.sync_data()?;
-            std::fs::rename(&tmp, &path)
+            std::fs::rename(&tmp, &path)?;
+            Ok(written)
         };
         write().map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(&path, e)
-        })?;
-        Ok(payload.len() as u64 + 1)
+        })
     }
 
     /// Reads a chunk back and checks that its bytes hash to its name.
@@ -155,10 +152,13 @@ impl ChunkStore {
                     .map_err(missing)?;
                 data
             }
+            // Decompressed as it is read: one buffer, however large the chunk.
             ZSTD => {
-                let mut payload = Vec::new();
-                file.read_to_end(&mut payload).map_err(missing)?;
-                zstd::bulk::decompress(&payload, len).map_err(|e| corrupt(e.to_string()))?
+                let mut data = Vec::with_capacity(len);
+                zstd::stream::read::Decoder::new(file)
+                    .and_then(|d| d.take(chunk.len + 1).read_to_end(&mut data))
+                    .map_err(|e| corrupt(e.to_string()))?;
+                data
             }
             _ => return Err(corrupt("unknown format".into())),
         };
@@ -170,6 +170,21 @@ impl ChunkStore {
         }
         Ok(data)
     }
+}
+
+/// Writes the tag byte and `data`, compressed as it goes (no second buffer) or raw;
+/// returns the file's length.
+fn write_payload(f: &mut std::fs::File, data: &[u8], compressed: bool) -> std::io::Result<u64> {
+    if compressed {
+        f.write_all(&[ZSTD])?;
+        let mut encoder = zstd::stream::write::Encoder::new(&mut *f, LEVEL)?;
+        encoder.write_all(data)?;
+        encoder.finish()?;
+    } else {
+        f.write_all(&[RAW])?;
+        f.write_all(data)?;
+    }
+    f.stream_position()
 }
 
 fn compress(data: &[u8]) -> Result<Vec<u8>> {

@@ -26,7 +26,7 @@ pub use manifest::{
     list, read as read_manifest, run_dir, CarriedInfo, Key, Manifest, ObjectInfo, Point,
 };
 pub use policy::{Policy, DEFAULT_EPSILON};
-pub use spares::Spares;
+pub use spares::{Permit, Spares};
 pub use writer::{CkptWriter, Submission, WriterStats};
 
 use crate::{Error, Result};

@@ -1,7 +1,8 @@
 //! The background checkpoint writer: the training thread hands over copies of the state's
 //! buffers and goes on; this thread hashes, compresses and stores the chunks, then writes
-//! the manifest. The queue is short, so a writer that falls behind makes the training
-//! thread wait, and that wait counts against the checkpoint budget ([`super::Policy`]).
+//! the manifest. The queue is short and the copies in flight are bounded in bytes
+//! ([`Spares::reserve`]), so a writer that falls behind makes the training thread wait,
+//! and that wait counts against the checkpoint budget ([`super::Policy`]).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::chunks::{ChunkRef, ChunkStore};
 use super::manifest::{CarriedInfo, Key, Manifest, ObjectInfo, Point};
-use super::spares::Spares;
+use super::spares::{Permit, Spares};
 use crate::{Error, Result};
 
 /// One checkpoint's state as copied out by the training thread.
@@ -27,6 +28,8 @@ pub struct Submission {
     pub objects: Vec<ObjectInfo>,
     /// The outer loop's carried state in the skeleton, if it was captured.
     pub carried: Option<Vec<CarriedInfo>>,
+    /// The room the leaf copies hold until they are stored ([`Spares::reserve`]).
+    pub permit: Option<Permit>,
 }
 
 /// What the writer did, for reports and benchmarks.
@@ -218,6 +221,7 @@ mod tests {
                     backend: "state_dict".into(),
                 }],
                 carried: None,
+                permit: None,
             });
         }
         let stats = writer.finish().unwrap();
