@@ -137,3 +137,31 @@ def test_a_logged_nan_and_a_logged_none_stay_apart(project: Project):
         "print(json.dumps(['nan' if isinstance(x, float) and math.isnan(x) else x for x in xs]))"
     )
     assert got == ["nan", None, 1.5]
+
+
+READER = """
+import sys
+import flordb as flor
+
+seen = 0
+for _ in range(12):
+    seen = max(seen, len(flor.dataframe("w0")))
+print(seen)
+"""
+
+
+def test_readers_beside_finishing_runs_wait_instead_of_failing(project: Project):
+    # Every run ends by importing its file into the cache while readers query it: a
+    # reader waits for the writer's lock and never sees "database is locked".
+    project.write("train.py", TRAIN)
+    project.write("reader.py", READER)
+    project.commit_all()
+    project.run("train.py")
+    env = {**os.environ}
+    runs = [subprocess.Popen([PYTHON, "train.py"], cwd=project.path, env=env, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    readers = [subprocess.Popen([PYTHON, "reader.py"], cwd=project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in runs + readers:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "locked" not in (err or "") and "flor unpack" not in (err or ""), err
+    assert len(project.frame("w0")) == 7 * 4
