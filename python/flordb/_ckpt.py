@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from . import _native
-from ._native import CheckpointError, FlorError
+from ._native import CheckpointError, CheckpointNotFoundError, FlorError
 
 # `_Leaf` is named here too: checkpoints pickled before it moved refer to it by this module.
 from ._objects import _capture_object, _flatten, _Leaf, _restore_object, _unflatten  # noqa: F401
@@ -257,44 +257,91 @@ def _run_key(run: Any) -> str:
 
 
 def checkpoints(run: Any):
-    """The checkpoints one run saved, as a DataFrame: one row per checkpoint and
-    enrolled object, with columns ``run_id, loop, iteration, point, name, backend,
-    raw_bytes, carried``. ``iteration`` -1 is the loop's entry; ``point`` is ``end``
-    (after the iteration) or ``nestedK`` (after its K-th nested loop). ``carried`` maps
-    each value the loop carries across iterations beyond its enrolled objects to how the
-    checkpoint saved it (``value``, ``state``, ``unchanged``, ``unbound``, ``ignored``,
-    or ``failed: why``; see ``flordb._carried``), ``None`` where nothing was read for it.
-    Reads only manifests."""
+    """What one run saved, as a DataFrame (reads only indexes and manifests):
+
+    - ``kind="run"``: the copies of the files the script saved with ``torch.save``, one
+      per path as passed (``name``, e.g. ``ckpt.pth``), holding the last save; ``path``
+      is where the script wrote it, ``backend`` is ``state_dict`` as in flordb 4.0.1.
+    - ``kind="iteration"``: the checkpoints of ``flor.checkpointing``, one row per
+      checkpoint and enrolled object. ``iteration`` -1 is the loop's entry; ``point`` is
+      ``end`` (after the iteration) or ``nestedK`` (after its K-th nested loop).
+      ``carried`` maps each value the loop carries across iterations beyond its enrolled
+      objects to how the checkpoint saved it (``value``, ``state``, ``unchanged``,
+      ``unbound``, ``ignored``, or ``failed: why``; see ``flordb._carried``).
+
+    Columns: ``run_id, kind, name, backend, path, loop, iteration, point, raw_bytes,
+    carried``.
+    """
     import pandas as pd
 
     run_id, flor_dir = _native.resolve_run(os.getcwd(), _run_key(run))
     rows = []
+    for s in _native.saved_list(str(flor_dir), run_id):
+        rows.append((run_id, "run", s["name"], "state_dict", s["path"], None, None, None, s["size"], None))
     for m in _native.ckpt_list(str(flor_dir), run_id):
         point = "end" if m["point"] == "end" else f"nested{m['index']}"
         carried = None
         if m["carried"] is not None:
             carried = {path: (f"{how}: {note}" if how == "failed" else how) for path, how, note in m["carried"]}
         for name, backend in m["objects"]:
-            rows.append((run_id, m["loop"], m["iteration"], point, name, backend, m["raw_bytes"], carried))
-    columns = ["run_id", "loop", "iteration", "point", "name", "backend", "raw_bytes", "carried"]
+            rows.append((run_id, "iteration", name, backend, None, m["loop"], m["iteration"], point, m["raw_bytes"], carried))
+    columns = ["run_id", "kind", "name", "backend", "path", "loop", "iteration", "point", "raw_bytes", "carried"]
     return pd.DataFrame(rows, columns=columns)
 
 
-def load_checkpoint(run: Any, name: str | None = None, *, iteration: int | None = None, loop: str | None = None, map_location: Any = "cpu") -> Any:
-    """Reads back what one checkpoint of ``run`` holds for the enrolled object ``name``:
-    a state_dict (tensors on ``map_location``), a numpy array or the unpickled object.
+def load_checkpoint(
+    run: Any,
+    name: str | None = None,
+    *,
+    iteration: int | None = None,
+    loop: str | None = None,
+    map_location: Any = "cpu",
+    weights_only: bool = True,
+) -> Any:
+    """Reads back what ``run`` saved under ``name``:
 
-    ``iteration`` picks the checkpoint after that outer iteration (-1: the loop's
-    entry; default: the last); ``loop`` the outer loop by name when a run has several.
-    ``name`` may be left out when the checkpoint holds one object. Every chunk is
-    verified; a missing or corrupt checkpoint raises ``CheckpointError``.
+    - a file the script saved with ``torch.save`` (``name`` as the script passed it,
+      e.g. ``"ckpt.pth"``): the object, through ``torch.load`` with ``map_location`` and
+      ``weights_only``, as flordb 4.0.1 does;
+    - an object enrolled in ``flor.checkpointing``: its state_dict (tensors on
+      ``map_location``), numpy array or unpickled object, from the checkpoint after
+      outer iteration ``iteration`` (-1: the loop's entry; default: the last) of the
+      outer loop ``loop`` (when a run has several).
+
+    ``name`` may be left out when the run saved exactly one thing. Every chunk is
+    verified; a missing or corrupt copy raises ``CheckpointError``
+    (``CheckpointNotFoundError`` when there is none). Called by a training script, it
+    records that the run starts from that copy, and its replay reads the same copy.
     """
+    from . import _saved
+
     run_id, flor_dir = _native.resolve_run(os.getcwd(), _run_key(run))
+    files = [s["name"] for s in _native.saved_list(str(flor_dir), run_id)]
     ends = [m for m in _native.ckpt_list(str(flor_dir), run_id) if m["point"] == "end" and (loop is None or m["loop"] == loop)]
+    objects = sorted({n for m in ends for n, _ in m["objects"]})
+    if name is None:
+        everything = files + [o for o in objects if o not in files]
+        if not everything:
+            raise CheckpointNotFoundError(
+                f"run {run_id} has no checkpoints here (it saved no file with torch.save and ran without "
+                "flor.checkpointing, or its checkpoints stay on the machine that recorded it: they do not travel with git)"
+            )
+        if len(everything) > 1:
+            raise CheckpointError(f"run {run_id} saved {len(everything)} things ({', '.join(everything)}): pass name=...")
+        name = everything[0]
+    if name in files and iteration is None and loop is None:
+        source = _saved.explicit_run(run_id, name)
+        data = _native.saved_read(str(flor_dir), source, name)
+        _saved.note_explicit(source, name)
+        import io
+
+        import torch
+
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=weights_only)
     if not ends:
-        raise CheckpointError(
-            f"run {run_id} has no checkpoints here (it ran without flor.checkpointing, or its checkpoints "
-            "stay on the machine that recorded it: they do not travel with git)"
+        raise CheckpointNotFoundError(
+            f"run {run_id} has no checkpoint of {name!r} here (it saved: {', '.join(files) or 'nothing'}; "
+            "checkpoints stay on the machine that recorded them: they do not travel with git)"
         )
     if iteration is None:
         chosen = max(ends, key=lambda m: (m["occurrence"], m["iteration"]))
@@ -302,15 +349,11 @@ def load_checkpoint(run: Any, name: str | None = None, *, iteration: int | None 
         matching = [m for m in ends if m["iteration"] == iteration]
         if not matching:
             have = sorted({m["iteration"] for m in ends})
-            raise CheckpointError(f"run {run_id} has no checkpoint after iteration {iteration} (it has: {have})")
+            raise CheckpointNotFoundError(f"run {run_id} has no checkpoint after iteration {iteration} (it has: {have})")
         chosen = matching[0]
-    objects = [n for n, _ in chosen["objects"]]
-    if name is None:
-        if len(objects) != 1:
-            raise CheckpointError(f"the checkpoint holds {len(objects)} objects ({', '.join(objects)}): pass name=...")
-        name = objects[0]
-    elif name not in objects:
-        raise CheckpointError(f"the checkpoint holds no object named {name!r} (it holds: {', '.join(objects)})")
+    held = [n for n, _ in chosen["objects"]]
+    if name not in held:
+        raise CheckpointNotFoundError(f"the checkpoint holds no object named {name!r} (it holds: {', '.join(held)})")
     skeleton, leaves = _native.ckpt_read(str(flor_dir), run_id, chosen["occurrence"], chosen["iteration"], "end", 0)
     device = map_location if "torch" in sys.modules else None
     backend, state = decode(skeleton, leaves, device)["objects"][name]

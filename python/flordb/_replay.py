@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from . import _carried, _ckpt, _environment, _native
+from . import _carried, _ckpt, _environment, _native, _on_torch, _saved
 from ._argv import Flags
 from ._native import CheckpointError, CheckpointNotFoundError, ReplayError
 
@@ -162,6 +162,8 @@ def patch_torch() -> None:
         path = _real(f) if isinstance(f, (str, os.PathLike)) else None
         if path is not None and path in _Scratch.files:
             f = _Scratch.files[path]
+        else:
+            f = _saved.replay_load_path(path) or f
         return original_load(f, *args, **kwargs)
 
     save._flor_replay = True  # type: ignore[attr-defined]
@@ -418,10 +420,12 @@ def setup(flags: Flags) -> None:
         # Started by the user (`python train.py --replay_flor`), not as a task of a larger
         # replay: the script's own flags are the recorded run's.
         _use_recorded_argv(info, script)
-    if not os.environ.get("FLORDB_PROJECT"):
-        # In the user's checkout (not a `flor replay` worktree, which leaves them out):
-        # the files the run did not see are hidden until its loop starts.
-        _hide_until_loop(info["written_since"])
+    # The copies the run resumed from stand in for the files it loaded them from; in the
+    # user's checkout (not a `flor replay` worktree, which leaves them out) the files the
+    # run did not see are hidden. Both until its loop starts.
+    standing_in = _saved.prepare_replay(info, _scratch_path)
+    hidden = [] if os.environ.get("FLORDB_PROJECT") else info["written_since"]
+    _hide_until_loop(hidden, standing_in)
     rejected = sorted(k for k in flags.overrides if k in dict(info["args"]) and k not in OVERRIDE_ALLOWED)
     if rejected:
         raise SystemExit(
@@ -441,11 +445,7 @@ def setup(flags: Flags) -> None:
         verify=os.environ.get("FLOR_REPLAY_VERIFY", "1") != "0",
         skipped=_R.skipped, stale=_R.stale, tolerance=_tolerance(),
     )
-    if "torch" in sys.modules:
-        patch_torch()
-        _environment.apply(_R.env, announce=True)
-    else:
-        sys.meta_path.insert(0, _TorchWatcher())
+    _on_torch.when_imported(_on_torch_in_replay)
     changed = _environment.differences(_R.env)
     if changed:
         _notice(
@@ -454,30 +454,12 @@ def setup(flags: Flags) -> None:
         )
 
 
-class _TorchWatcher:
-    """Patches torch's save and load (``patch_torch``) the moment a replayed script
-    imports torch, so that its set-up code already writes nothing of the user's."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "torch":
-            return None
-        import importlib.util
-
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        loader = getattr(spec, "loader", None)
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        run_module = loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            run_module(module)
-            patch_torch()
-            if _R is not None:
-                _environment.apply(_R.env, announce=True)
-
-        loader.exec_module = exec_module
-        return spec
+def _on_torch_in_replay() -> None:
+    """Once the replayed script imports torch: its save and load are patched (so that its
+    set-up code already writes nothing of the user's), its settings are the run's."""
+    patch_torch()
+    if _R is not None:
+        _environment.apply(_R.env, announce=True)
 
 
 def _module_sites(root: str, script: str, source: str, names: list[str]) -> list:
@@ -545,28 +527,38 @@ def _real(path: Any) -> str | None:
         return None
 
 
-def _hide_until_loop(paths: list) -> None:
+def _hide_until_loop(paths: list, standing_in: dict[str, str]) -> None:
+    """Hides ``paths`` and shows, for each real path in ``standing_in``, the file it maps
+    to instead, until the first outer loop starts."""
     import builtins
     import pathlib
 
-    _Hidden.paths = {os.path.realpath(str(p)) for p in paths}
-    if not _Hidden.paths:
+    _Hidden.paths = {os.path.realpath(str(p)) for p in paths} - set(standing_in)
+    if not _Hidden.paths and not standing_in:
         return
 
-    def hidden(path: Any) -> bool:
-        return not isinstance(path, int) and _real(path) in _Hidden.paths
+    def seen(path: Any) -> Any:
+        """The path to look at instead of ``path``, or None where it is hidden."""
+        if isinstance(path, int):
+            return path
+        real = _real(path)
+        if real in standing_in:
+            return standing_in[real]
+        return None if real in _Hidden.paths else path
 
     def gone(original):
         def check(path, *args, **kwargs):
-            return False if hidden(path) else original(path, *args, **kwargs)
+            shown = seen(path)
+            return False if shown is None else original(shown, *args, **kwargs)
 
         return check
 
     def missing(original):
         def use(path, *args, **kwargs):
-            if hidden(path):
+            shown = seen(path)
+            if shown is None:
                 raise FileNotFoundError(2, "No such file or directory (written after the replayed run started)", str(path))
-            return original(path, *args, **kwargs)
+            return original(shown, *args, **kwargs)
 
         return use
 
@@ -591,6 +583,7 @@ def _unhide() -> None:
         setattr(owner, name, original)
     _Hidden.saved = {}
     _Hidden.paths = set()
+    _saved.check_setup_loads()
 
 
 def _tolerance() -> float:

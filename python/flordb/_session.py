@@ -16,7 +16,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, TypeVar
 
-from . import _argv, _artifacts, _capture, _ckpt, _environment, _interactive, _native, _replay
+from . import _argv, _artifacts, _capture, _ckpt, _environment, _interactive, _native, _replay, _saved
 from ._native import FlorError
 
 T = TypeVar("T")
@@ -312,6 +312,7 @@ def configure_for_script() -> None:
     if _state.flags.replay:
         _replay.setup(_state.flags)
     _capture.install()
+    _saved.install()
     _install_signal_handlers()
 
 
@@ -325,6 +326,7 @@ def _configure() -> None:
         _replay.setup(_state.flags)
     if _is_script_run():
         _capture.install()
+        _saved.install()
     _install_exit_hooks()
     _interactive.install(_configure_at, _native.commit, lambda: _native.current_run() is not None)
 

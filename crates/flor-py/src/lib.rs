@@ -13,6 +13,7 @@ mod loops;
 mod reading;
 mod recording;
 mod replaying;
+mod saved;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -24,6 +25,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     reading::register(m)?;
     checkpoints::register(m)?;
     replaying::register(m)?;
+    saved::register(m)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     Ok(())
 }

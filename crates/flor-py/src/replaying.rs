@@ -146,7 +146,8 @@ fn script_loops(source: &str) -> Vec<(String, usize, usize, usize, Vec<(String, 
 /// `projid`, `filename`, `args` (list of pairs), `loop_counts`, `flor_dir`, `output`,
 /// `argv` (the recorded command line), `start`, `cwd`, and `written_since`: the
 /// project's ignored files written after the run started (absolute paths), which the run
-/// did not see as they are now.
+/// did not see as they are now; `starts`: where its state came from when it resumed
+/// another run (JSON objects, see `record::meta::START`).
 #[pyfunction]
 #[pyo3(signature = (cwd, script, run, names, tag))]
 fn replay_open<'py>(
@@ -194,6 +195,8 @@ fn replay_open<'py>(
     d.set_item("cwd", &target.cwd)?;
     d.set_item("env", target.env.as_ref().map(ToString::to_string))?;
     d.set_item("written_since", left_out)?;
+    let starts: Vec<String> = target.starts.iter().map(ToString::to_string).collect();
+    d.set_item("starts", starts)?;
     Ok(d)
 }
 

@@ -4,6 +4,7 @@
 //! ```text
 //! .flor/objects/ab/cdef...          chunks: one per distinct buffer, blake3-named, zstd where it pays
 //! .flor/ckpts/<run>/0_3_end.json    manifests: which chunks make up one checkpoint
+//! .flor/ckpts/<run>/saved.index     copies of the files the script saved (`torch.save`)
 //! ```
 //!
 //! The Python layer copies the enrolled objects' tensors and arrays out (that copy is
@@ -15,6 +16,7 @@
 mod chunks;
 mod manifest;
 mod policy;
+mod saved;
 mod spares;
 mod writer;
 
@@ -26,6 +28,7 @@ pub use manifest::{
     list, read as read_manifest, run_dir, CarriedInfo, Key, Manifest, ObjectInfo, Point,
 };
 pub use policy::{Policy, DEFAULT_EPSILON};
+pub use saved::{find_source, keep, read_saved, saved, SavedFile, Source};
 pub use spares::{Permit, Spares};
 pub use writer::{CkptWriter, Submission, WriterStats};
 

@@ -147,4 +147,7 @@ pub mod meta {
     /// Source files the run read that were modified after its process started: its
     /// recorded code version may not be what ran.
     pub const CODE_CHANGED: &str = "flor::code_changed";
+    /// The state the run started from was another run's (flordb 4.0.1's lineage): a
+    /// JSON object `{via, key, run, name, setup[, call]}`, one per resume.
+    pub const START: &str = "flor::start";
 }

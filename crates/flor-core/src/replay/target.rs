@@ -39,6 +39,9 @@ pub struct Target {
     pub env: Option<serde_json::Value>,
     /// Its recorded timings, for the cost estimate.
     pub timing: Timing,
+    /// Where its state came from when it resumed another run (`record::meta::START`
+    /// values, in the order recorded): replay starts from the same copies.
+    pub starts: Vec<serde_json::Value>,
 }
 
 /// Finds the run to replay. `run` names one by run id or tstamp; otherwise the newest
@@ -136,6 +139,7 @@ fn find_with_records(
         args,
         loop_counts,
         flor_dir: store.layout().flor_dir(),
+        starts: file.starts.clone(),
     };
     Ok((target, file))
 }

@@ -34,6 +34,8 @@ pub struct RunFile {
     pub cwd: Option<String>,
     /// The settings that change its numbers (`record::meta::ENV`), if recorded.
     pub env: Option<serde_json::Value>,
+    /// Where the run's state came from when it resumed another run (`meta::START`).
+    pub starts: Vec<serde_json::Value>,
     pub pid: Option<i64>,
     pub host: Option<String>,
     pub start: Option<f64>,
@@ -68,6 +70,7 @@ impl RunFile {
             python: None,
             cwd: None,
             env: None,
+            starts: Vec::new(),
             pid: None,
             host: None,
             start: None,
@@ -140,6 +143,7 @@ impl RunFile {
             }
             meta::REPLAY => self.provenance = Some(json.clone()),
             meta::ENV => self.env = Some(json.clone()),
+            meta::START => self.starts.push(json.clone()),
             meta::END => {
                 self.end = json.get("end").and_then(|v| v.as_f64());
                 let code = json.get("exit_code").and_then(|v| v.as_i64()).unwrap_or(0);
