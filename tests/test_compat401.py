@@ -82,3 +82,87 @@ def test_replay_positional_orders_and_an_output_channel(project: Project):
         "print(json.dumps(df[df.source == 'replay']['line'].tolist()))"
     )
     assert lines == ["epoch 0 done", "epoch 1 done", "epoch 2 done"]
+
+
+ECHOED = """
+import flordb as flor
+for epoch in flor.loop("epoch", range(2)):
+    for step in flor.loop("step", ["a", "b"]):
+        flor.log("loss", epoch + 0.5)
+    print(f"epoch {epoch} done")
+flor.log("final", 1)
+"""
+
+
+def test_the_echo_is_a_switch_and_is_not_captured(project: Project):
+    project.write("train.py", ECHOED)
+    project.commit_all()
+    quiet = project.run("train.py")
+    assert quiet.stdout == "epoch 0 done\nepoch 1 done\n"
+    loud = project.run("train.py", env={"FLOR_ECHO": "1"})
+    assert loud.stdout.splitlines() == [
+        "epoch: 0, step: a, loss: 0.5",
+        "epoch: 0, step: b, loss: 0.5",
+        "epoch 0 done",
+        "epoch: 1, step: a, loss: 1.5",
+        "epoch: 1, step: b, loss: 1.5",
+        "epoch 1 done",
+        "final: 1",
+    ]
+    project.write("switch.py", "import flordb as flor\nflor.set_echo(True)\nflor.log('a', 1)\nflor.set_echo(False)\nflor.log('b', 2)\n")
+    assert project.run("switch.py").stdout == "a: 1\n"
+    # Only what the script printed itself is its captured output.
+    lines = project.py("import json, flordb as flor\nprint(json.dumps(flor.io('io::stdout')['line'].tolist()))")
+    assert lines == ["epoch 0 done", "epoch 1 done"] * 2
+
+
+ERRORS = """
+import json, flordb as flor
+out = {}
+def caught(f, *classes):
+    try:
+        f()
+        return "no error"
+    except Exception as e:
+        return [c.__name__ for c in classes if isinstance(e, c)]
+out["unknown_run"] = caught(lambda: flor.checkpoints("2020-01-01T00:00:00.000000"), flor.RunNotFoundError, ValueError, flor.FlorError)
+out["outside"] = caught(lambda: flor.checkpoints("../../outside"), ValueError)
+run = flor.runs().run_id.iloc[-1]
+out["no_checkpoint"] = caught(lambda: flor.load_checkpoint(run), flor.CheckpointNotFoundError, FileNotFoundError, flor.CheckpointError)
+out["missing_arg"] = caught(lambda: flor.arg("never_given"), flor.ArgError, RuntimeError)
+print(json.dumps(out))
+"""
+
+
+def test_errors_are_flordb_classes_and_the_ones_401_raised(project: Project):
+    project.write("train.py", "import flordb as flor\nflag = flor.arg('flag', True)\nflor.log('flag_was', flag)\n")
+    project.commit_all()
+    # An empty value is false for a bool default, as in 4.0.1; a typo is refused.
+    project.run("train.py", "--kwargs", "flag=")
+    bad = project.run("train.py", "--kwargs", "flag=ture", check=False)
+    assert bad.returncode != 0 and "cannot read it as bool" in bad.stderr
+    assert [r["flag_was"] for r in project.frame("flag_was")] == [False]
+    got = project.py(ERRORS)
+    assert got == {
+        "unknown_run": ["RunNotFoundError", "ValueError", "FlorError"],
+        "outside": ["ValueError"],
+        "no_checkpoint": ["CheckpointNotFoundError", "FileNotFoundError", "CheckpointError"],
+        "missing_arg": ["ArgError", "RuntimeError"],
+    }
+
+
+def test_flor_replay_recaptures_an_output_channel_across_runs(project: Project):
+    project.write("train.py", SCRIPT)
+    project.commit_all()
+    project.run("train.py")
+    project.write("train.py", SCRIPT.replace('print(f"epoch {epoch} done")', 'print(f"epoch {epoch} finished")'))
+    project.commit_all()
+    project.run("train.py")
+    out = project.flor("replay", "io::stdout", "--yes")
+    assert "replayed 2 of 2" in out.stdout, out.stdout + out.stderr
+    lines = project.py(
+        "import json, flordb as flor\ndf = flor.io('io::stdout')\n"
+        "print(json.dumps(sorted(df[df.source == 'replay']['line'].tolist())))"
+    )
+    # Each run prints what its own version printed: no statement is propagated.
+    assert lines == sorted([f"epoch {e} done" for e in range(3)] + [f"epoch {e} finished" for e in range(3)])

@@ -114,7 +114,7 @@ def test_checkpoints_are_listed_and_load_back(np_project: Project):
     assert out["w"] == list(final.values())[0]
     assert out["lr"] == 0.1 * 0.9
     assert out["entry"] == [0.0] * 4
-    assert "pass name=" in out["err"]
+    assert "pass an explicit name=" in out["err"]
     assert out["empty"]
 
 

@@ -29,10 +29,11 @@ from ._native import (
     QueryError,
     RecordError,
     ReplayError,
+    RunNotFoundError,
     StoreError,
     __version__,
 )
-from ._session import ArgError, arg, commit, iteration, log, loop
+from ._session import ArgError, arg, commit, iteration, log, loop, set_echo
 from ._frames import dataframe, io, query, runs, unpack
 from ._capture import set_capture
 from ._artifacts import MissingDependencyError, plot_confusion_matrix
@@ -58,6 +59,7 @@ __all__ = [
     "QueryError",
     "RecordError",
     "ReplayError",
+    "RunNotFoundError",
     "StoreError",
     "__version__",
     "arg",
@@ -76,6 +78,7 @@ __all__ = [
     "restore",
     "runs",
     "set_capture",
+    "set_echo",
     "set_ckpt_interval",
     "unpack",
 ]

@@ -125,6 +125,15 @@ def set_capture(
 _limits = [4096, 10_000]
 
 
+def echo(line: str) -> None:
+    """Prints a ``flor.log`` echo to stdout, not captured as the script's output."""
+    _native.capture_mute(True)
+    try:
+        print(line, file=sys.stdout, flush=False)
+    finally:
+        _native.capture_mute(False)
+
+
 def say(text: str) -> None:
     """Prints FlorDB's own message on stderr, outside the run's captured output."""
     _native.capture_mute(True)

@@ -289,6 +289,11 @@ def checkpoints(run: Any):
     return pd.DataFrame(rows, columns=columns)
 
 
+class _NameNeeded(CheckpointError, ValueError):
+    """``load_checkpoint`` without a name of a run that saved several things (a
+    ValueError too, as flordb 4.0.1 raises)."""
+
+
 def load_checkpoint(
     run: Any,
     name: str | None = None,
@@ -327,7 +332,7 @@ def load_checkpoint(
                 "flor.checkpointing, or its checkpoints stay on the machine that recorded it: they do not travel with git)"
             )
         if len(everything) > 1:
-            raise CheckpointError(f"run {run_id} saved {len(everything)} things ({', '.join(everything)}): pass name=...")
+            raise _NameNeeded(f"run {run_id} saved {len(everything)} things ({', '.join(everything)}): pass an explicit name=...")
         name = everything[0]
     if name in files and iteration is None and loop is None:
         source = _saved.explicit_run(run_id, name)

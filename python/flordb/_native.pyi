@@ -23,6 +23,12 @@ class ProjectNotFoundError(FlorError):
 class CheckpointError(FlorError):
     """A checkpoint could not be taken, found or verified."""
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The run has no checkpoint or saved file here (a FileNotFoundError too)."""
+
+class RunNotFoundError(FlorError, ValueError):
+    """No recorded run has this run id or tstamp here (a ValueError too)."""
+
 class ReplayError(FlorError):
     """A replay request cannot be carried out."""
 
@@ -31,6 +37,7 @@ class RecordError(FlorError):
 
 def configure(cwd: str | PathLike[str], argv: Sequence[str], python: str | None, name: str | None = None) -> None: ...
 def log(name: str, value: Any) -> Any: ...
+def echo_line(name: str, value: Any) -> str: ...
 def set_object_hook(hook: Callable[[Any], Any] | None) -> None:
     """``hook(obj)`` gets what ``log`` would record as ``str(obj)``, and strings ending in
     an image suffix; it returns the value to record instead, or None."""

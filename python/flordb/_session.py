@@ -26,8 +26,28 @@ T = TypeVar("T")
 log = _native.log
 
 
-class ArgError(FlorError, ValueError):
-    """A ``--kwargs`` value does not fit its argument, or an argument has no value."""
+def _echoing_log(name: str, value: Any) -> Any:
+    result = _native.log(name, value)
+    _capture.echo(_native.echo_line(name, value))
+    return result
+
+
+def set_echo(enabled: bool = True) -> None:
+    """Prints every ``flor.log`` to stdout as flordb 4.0.1 did (``epoch: 2, step: 7,
+    loss: 0.25``; not captured as output). Off by default: for a value logged every step
+    it floods the terminal and costs more than the log itself. ``FLOR_ECHO=1`` turns it
+    on from the start. Takes effect for ``flor.log`` looked up after the call."""
+    chosen = _echoing_log if enabled else _native.log
+    global log
+    log = chosen
+    for module in ("flordb", "flordb.api"):
+        if module in sys.modules:
+            sys.modules[module].log = chosen  # type: ignore[attr-defined]
+
+
+class ArgError(FlorError, ValueError, RuntimeError):
+    """A ``--kwargs`` value does not fit its argument, or an argument has no value
+    (flordb 4.0.1 raised ValueError for the one, RuntimeError for the other: both catch it)."""
 
 
 class _State:
@@ -54,9 +74,11 @@ def _cast(name: str, text: str, default: Any, where: str | None = None) -> Any:
             lowered = text.strip().lower()
             if lowered in ("1", "true", "t", "yes", "y", "on"):
                 return True
-            if lowered in ("0", "false", "f", "no", "n", "off"):
+            # Empty (`--kwargs flag=`) is false, as in flordb 4.0.1; a word that is neither
+            # (a typo such as `ture`) is refused where 4.0.1 would read it as false.
+            if lowered in ("", "0", "false", "f", "no", "n", "off"):
                 return False
-            raise ValueError("expected true/false, yes/no or 1/0")
+            raise ValueError("expected true/false, yes/no or 1/0, or nothing for false")
         if kind in (int, float, str):
             return kind(text)
         if kind in (list, tuple, dict):
@@ -317,6 +339,8 @@ def configure_for_script() -> None:
 
 
 def _configure() -> None:
+    if os.environ.get("FLOR_ECHO", "").strip().lower() in ("1", "true", "yes", "on"):
+        set_echo(True)
     _state.flags = _argv.install()
     _configure_at(os.getcwd())
     # Objects the native converter would log as str(obj), and image paths, go here.

@@ -6,7 +6,7 @@ from ._capture import set_capture
 from ._ckpt import checkpointing, checkpoints, load_checkpoint
 from ._frames import dataframe, io, query
 from ._hindsight import replay
-from ._session import arg, commit, iteration, log, loop
+from ._session import arg, commit, iteration, log, loop, set_echo
 
 restore = _compat.restore
 set_ckpt_interval = _compat.set_ckpt_interval
@@ -26,5 +26,6 @@ __all__ = [
     "replay",
     "restore",
     "set_capture",
+    "set_echo",
     "set_ckpt_interval",
 ]

@@ -36,6 +36,9 @@ pub enum Error {
         "no FlorDB project found at {0} or above (run a script that imports flordb, or `git init`)"
     )]
     NoProject(PathBuf),
+    /// No recorded run has this run id or tstamp here.
+    #[error("no recorded run {0:?} in this project (flor.runs() lists them)")]
+    NoRun(String),
     /// A checkpoint is incomplete or does not verify.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

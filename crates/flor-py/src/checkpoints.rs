@@ -150,7 +150,7 @@ fn resolve_run(py: Python<'_>, cwd: PathBuf, run: String) -> PyResult<(String, P
         let found = runs
             .iter()
             .find(|r| r.run_id == run || r.tstamp == run)
-            .ok_or_else(|| Error::Invalid(format!("no recorded run {run:?} in this project")))?;
+            .ok_or_else(|| Error::NoRun(run.clone()))?;
         Ok((found.run_id.clone(), store.layout().flor_dir()))
     })
     .map_err(err_to_py)

@@ -4,6 +4,8 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 create_exception!(
     flordb,
@@ -45,16 +47,65 @@ create_exception!(
 );
 create_exception!(
     flordb,
-    CheckpointNotFoundError,
-    CheckpointError,
-    "The run has no checkpoint at the point asked for."
-);
-create_exception!(
-    flordb,
     ReplayError,
     FlorError,
     "A replay cannot be set up or carried out as asked."
 );
+
+/// Classes that are also the standard exception flordb 4.0.1 raises in their place, so
+/// code written for it (`except FileNotFoundError`) still catches them; made with two
+/// bases, which `create_exception!` cannot do.
+static CHECKPOINT_NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static RUN_NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn class_with_builtin<'py>(
+    py: Python<'py>,
+    name: &str,
+    ours: Bound<'py, PyType>,
+    builtin: &str,
+    doc: &str,
+) -> PyResult<Py<PyType>> {
+    let builtin = py.import("builtins")?.getattr(builtin)?;
+    let bases = PyTuple::new(py, [ours.into_any(), builtin])?;
+    let namespace = PyDict::new(py);
+    namespace.set_item("__doc__", doc)?;
+    namespace.set_item("__module__", "flordb")?;
+    let class = py
+        .get_type::<PyType>()
+        .call1((name, bases, namespace))?
+        .cast_into::<PyType>()?;
+    Ok(class.unbind())
+}
+
+fn checkpoint_not_found(py: Python<'_>) -> &Bound<'_, PyType> {
+    CHECKPOINT_NOT_FOUND
+        .get_or_try_init(py, || {
+            class_with_builtin(
+                py,
+                "CheckpointNotFoundError",
+                py.get_type::<CheckpointError>(),
+                "FileNotFoundError",
+                "The run has no checkpoint or saved file here (a FileNotFoundError too, as in flordb 4.0.1).",
+            )
+        })
+        .expect("creating flordb.CheckpointNotFoundError")
+        .bind(py)
+}
+
+fn run_not_found(py: Python<'_>) -> &Bound<'_, PyType> {
+    RUN_NOT_FOUND
+        .get_or_try_init(py, || {
+            class_with_builtin(
+                py,
+                "RunNotFoundError",
+                py.get_type::<FlorError>(),
+                "ValueError",
+                "No recorded run has this run id or tstamp here (a ValueError too).",
+            )
+        })
+        .expect("creating flordb.RunNotFoundError")
+        .bind(py)
+}
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -68,10 +119,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("RecordError", py.get_type::<RecordError>())?;
     m.add("CheckpointError", py.get_type::<CheckpointError>())?;
-    m.add(
-        "CheckpointNotFoundError",
-        py.get_type::<CheckpointNotFoundError>(),
-    )?;
+    m.add("CheckpointNotFoundError", checkpoint_not_found(py))?;
+    m.add("RunNotFoundError", run_not_found(py))?;
     m.add("ReplayError", py.get_type::<ReplayError>())?;
     Ok(())
 }
@@ -87,7 +136,10 @@ pub(crate) fn to_py(err: flor_core::Error) -> PyErr {
         E::NoProject(_) => ProjectNotFoundError::new_err(msg),
         E::BadRecord { .. } => RecordError::new_err(msg),
         E::Checkpoint(_) => CheckpointError::new_err(msg),
-        E::NoCheckpoint(_) => CheckpointNotFoundError::new_err(msg),
+        E::NoCheckpoint(_) => {
+            Python::attach(|py| PyErr::from_type(checkpoint_not_found(py).clone(), msg))
+        }
+        E::NoRun(_) => Python::attach(|py| PyErr::from_type(run_not_found(py).clone(), msg)),
         E::Replay(_) => ReplayError::new_err(msg),
         E::Invalid(_) => FlorError::new_err(msg),
     }

@@ -20,6 +20,7 @@ static RECORDER: Mutex<Option<Recorder>> = Mutex::new(None);
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     crate::entry::add_log(m, wrap_pyfunction!(log, m)?)?;
+    m.add_function(wrap_pyfunction!(echo_line, m)?)?;
     m.add_function(wrap_pyfunction!(log_arg, m)?)?;
     m.add_function(wrap_pyfunction!(loop_enter, m)?)?;
     m.add_function(wrap_pyfunction!(loop_next, m)?)?;
@@ -168,6 +169,13 @@ fn log<'py>(
     let name = name.to_str()?;
     with_recorder(py, |r| r.log(name, converted, Kind::Log))?;
     Ok(value)
+}
+
+/// The line an echo of `flor.log(name, value)` prints here (see `set_echo`).
+#[pyfunction]
+fn echo_line(py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let converted = to_value(value);
+    with_recorder(py, |r| Ok(r.echo_line(name, &converted)))
 }
 
 /// Records a hyper-parameter read by `flor.arg`.

@@ -6,6 +6,7 @@
 //! The hot path (`log`) does no I/O and allocates nothing: the record joins a batch for
 //! the writer thread, after the loop positions that changed since the last record.
 
+mod echo;
 mod lineage;
 
 use std::collections::HashSet;

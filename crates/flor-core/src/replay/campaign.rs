@@ -201,15 +201,25 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
     };
     let today_path = repo.root().join(&script);
     let script_src = std::fs::read_to_string(&today_path).map_err(|e| Error::io(&today_path, e))?;
-    let selectors: Vec<&str> = req.selectors.iter().map(String::as_str).collect();
-    if selectors.is_empty() {
+    // Output channels (`io::stdout`) are no statements: the run's own code prints them.
+    let (channels, selectors): (Vec<&str>, Vec<&str>) = req
+        .selectors
+        .iter()
+        .map(String::as_str)
+        .partition(|s| s.starts_with("io::"));
+    if selectors.is_empty() && channels.is_empty() {
         return Err(Error::Replay(
             "nothing to apply: name the flor.log statements to replay (flor replay NAME ...)"
                 .into(),
         ));
     }
     let mut file = script.clone();
-    let (today, statements, source_note) = match analyze::statements(&script_src, &selectors) {
+    let found = if selectors.is_empty() {
+        Ok(Vec::new())
+    } else {
+        analyze::statements(&script_src, &selectors)
+    };
+    let (today, statements, source_note) = match found {
         Ok(found) => (script_src.clone(), found, None),
         Err(e @ analyze::AnalyzeError::UnknownName { .. }) => {
             if let Some((module, source, found)) =
@@ -240,9 +250,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
     if !req.runs.is_empty() {
         for wanted in &req.runs {
             if !all.iter().any(|r| names_run(r, wanted)) {
-                return Err(Error::Replay(format!(
-                    "no recorded run {wanted:?} in this project"
-                )));
+                return Err(Error::NoRun(wanted.clone()));
             }
         }
         selected.retain(|r| req.runs.iter().any(|w| names_run(r, w)));
@@ -274,7 +282,7 @@ pub fn prepare(store: &Store, repo: &Repo, req: &Request) -> Result<Campaign> {
             repo,
             req,
             (&today, &file),
-            &selectors,
+            (&selectors, &channels),
             info,
             &mut sources,
             &campaign.tag,
@@ -464,7 +472,7 @@ fn prepare_run(
     repo: &Repo,
     req: &Request,
     (today, file): (&str, &str),
-    selectors: &[&str],
+    (selectors, channels): (&[&str], &[&str]),
     info: &RunInfo,
     sources: &mut HashMap<String, std::result::Result<String, String>>,
     tag: &str,
@@ -491,18 +499,27 @@ fn prepare_run(
                 .map_err(|_| format!("{file} is missing from its code version {}", short(&version)))
         })
         .clone()?;
-    let result = analyze::propagate(today, &old, selectors).map_err(|e| e.to_string())?;
+    let result = if selectors.is_empty() {
+        analyze::Propagation {
+            source: old.clone(),
+            outcomes: Vec::new(),
+        }
+    } else {
+        analyze::propagate(today, &old, selectors).map_err(|e| e.to_string())?
+    };
     let mut apply: Vec<String> = dedup(result.outcomes.iter().filter_map(|o| match o {
         Outcome::Placed { name, .. } | Outcome::AlreadyPresent { name, .. } => Some(name.clone()),
         Outcome::CannotPlace { .. } => None,
     }));
-    if apply.is_empty() {
+    if apply.is_empty() && channels.is_empty() {
         let why: Vec<String> = result.outcomes.iter().map(ToString::to_string).collect();
         return Err(format!(
             "no statement could be placed in its version: {}",
             why.join("; ")
         ));
     }
+    let statement_names = apply.clone();
+    apply.extend(channels.iter().map(|c| c.to_string()));
     apply.sort();
     let info_script = analyze::read_script(&result.source).map_err(|e| e.to_string())?;
     let sites: Vec<_> = info_script
@@ -511,12 +528,20 @@ fn prepare_run(
         .filter(|s| {
             s.name
                 .literal()
-                .is_some_and(|n| apply.iter().any(|a| a == n))
+                .is_some_and(|n| statement_names.iter().any(|a| a == n))
         })
         .collect();
     // A statement in one of the script's modules runs wherever the script calls it: in
     // the script's outer loop, replayed in full (its own loops are nested there).
-    let main = if file == script {
+    // What a script prints comes from every step: its outer loop runs in full (as it
+    // does for a statement in a module, below).
+    let main = if !channels.is_empty() && file == script {
+        let outer = info_script
+            .loops
+            .iter()
+            .find(|l| l.level == 1 && l.kind == analyze::LoopKind::Loop);
+        outer.map(|l| (l.name.as_str().to_owned(), info_script.clone()))
+    } else if file == script {
         None
     } else {
         let text = repo.read_file_at(&version, &script).map_err(|_| {

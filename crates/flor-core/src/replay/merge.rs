@@ -189,6 +189,10 @@ pub fn merge_parts(
                 continue;
             }
             if parsed.kind != Kind::Log {
+                // Captured lines asked for (`io::stdout`) are values of their channel.
+                if parsed.kind == Kind::Io {
+                    *counts.entry(parsed.name.clone()).or_default() += 1;
+                }
                 put(&format!("{line}\n"))?;
                 records += 1;
                 continue;

@@ -71,7 +71,7 @@ fn find_with_records(
         Some(wanted) => runs
             .iter()
             .find(|r| r.run_id == wanted || r.tstamp == wanted)
-            .ok_or_else(|| Error::Replay(format!("no recorded run {wanted:?} in this project")))?,
+            .ok_or_else(|| Error::NoRun(wanted.to_string()))?,
         None => {
             let script = script.ok_or_else(|| {
                 Error::Replay(
