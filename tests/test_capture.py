@@ -137,3 +137,33 @@ def test_flor_run_keeps_the_exit_status_and_python_c_is_not_captured(project: Pr
     runs = project.runs()
     lines = project.py("import json, flordb as flor\nprint(json.dumps(flor.io()['line'].tolist()))")
     assert len(runs) == 2 and lines == ["about to fail"]
+
+
+FD_LEVEL = """
+import ctypes, os, subprocess, sys
+import flordb as flor
+for epoch in flor.loop("epoch", range(2)):
+    print(f"python {epoch}", flush=True)
+    os.write(1, f"fd {epoch}\\n".encode())
+    ctypes.CDLL(None).puts(f"libc {epoch}".encode())
+    ctypes.CDLL(None).fflush(None)
+    subprocess.run([sys.executable, "-c", f"print('child {epoch}')"], check=True)
+    flor.log("x", epoch)
+"""
+
+
+def test_output_below_python_reaches_the_terminal_and_is_not_recorded(project: Project):
+    # The documented default: the tee is at Python's streams, so a line is recorded with
+    # the exact loop context it was printed in and a terminal stays a terminal; what
+    # C code and child processes write to the descriptors passes by unrecorded.
+    project.write("train.py", FD_LEVEL)
+    project.commit_all()
+    out = project.run("train.py")
+    for epoch in range(2):
+        for source in ("python", "fd", "libc", "child"):
+            assert f"{source} {epoch}\n" in out.stdout, out.stdout
+    lines = project.py(
+        "import json, flordb as flor\ndf = flor.io()\n"
+        "print(json.dumps([[int(r.epoch), r.line] for r in df.itertuples()]))"
+    )
+    assert lines == [[0, "python 0"], [1, "python 1"]]
