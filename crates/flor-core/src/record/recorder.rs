@@ -130,6 +130,16 @@ struct ActiveRun {
 }
 
 impl ActiveRun {
+    /// Queues a run-level record of FlorDB's own (`meta::*`).
+    fn push_meta(&mut self, name: &'static str, value: serde_json::Value) {
+        self.pending.push(Entry::RunLevel(Record {
+            name: name.into(),
+            value: Value::Json(value),
+            kind: Kind::Meta,
+            arg: false,
+        }));
+    }
+
     fn flush(&mut self) {
         if !self.pending.is_empty() {
             let batch = std::mem::replace(&mut self.pending, self.writer.empty_batch());
@@ -327,12 +337,7 @@ impl Recorder {
         }
         self.ensure_run()?;
         if let Some(run) = self.run.as_mut() {
-            run.pending.push(Entry::RunLevel(Record {
-                name: meta::ENV.into(),
-                value: Value::Json(env),
-                kind: Kind::Meta,
-                arg: false,
-            }));
+            run.push_meta(meta::ENV, env);
         }
         Ok(())
     }
@@ -355,12 +360,7 @@ impl Recorder {
         if changed.is_empty() {
             return;
         }
-        run.pending.push(Entry::RunLevel(Record {
-            name: meta::CODE_CHANGED.into(),
-            value: Value::Json(serde_json::json!({ "files": changed })),
-            kind: Kind::Meta,
-            arg: false,
-        }));
+        run.push_meta(meta::CODE_CHANGED, serde_json::json!({ "files": changed }));
         self.warnings.push(format!(
             "{} changed after this run started: its recorded code version may not be the code that ran \
              (start runs after their files are written; replay checks its values against this run's)",

@@ -7,8 +7,6 @@
 use std::path::Path;
 
 use super::super::meta;
-use super::super::writer::Entry;
-use super::super::{Kind, Record, Value};
 use super::Recorder;
 use crate::ckpt::{self, Source};
 use crate::{Error, Result};
@@ -72,12 +70,7 @@ impl Recorder {
     fn note_start(&mut self, start: serde_json::Value) -> Result<()> {
         self.ensure_run()?;
         if let Some(run) = self.run.as_mut() {
-            run.pending.push(Entry::RunLevel(Record {
-                name: meta::START.into(),
-                value: Value::Json(start),
-                kind: Kind::Meta,
-                arg: false,
-            }));
+            run.push_meta(meta::START, start);
         }
         Ok(())
     }
