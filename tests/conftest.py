@@ -83,15 +83,30 @@ class Project:
         )
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    repo = tmp_path / "proj"
-    repo.mkdir()
+def init_project(repo: Path) -> Project:
+    """A fresh git repository at `repo` (branch main, a local identity)."""
+    repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "tester@example.com")
     git(repo, "config", "user.name", "Tester")
     git(repo, "config", "commit.gpgsign", "false")
     return Project(repo)
+
+
+def new_project(factory, name: str) -> Project:
+    """A fresh project from pytest's `tmp_path_factory`, for a module-scoped scenario
+    recorded once and read by several tests."""
+    return init_project(factory.mktemp(name) / "proj")
+
+
+def run_files(p: Project) -> list[Path]:
+    """The project's run files, oldest first (run ids sort by start time)."""
+    return sorted((p.path / ".flor" / "runs").glob("*.jsonl"))
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return init_project(tmp_path / "proj")
 
 
 TRAIN = """

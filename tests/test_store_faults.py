@@ -165,3 +165,14 @@ def test_readers_beside_finishing_runs_wait_instead_of_failing(project: Project)
         assert proc.returncode == 0, err
         assert "locked" not in (err or "") and "flor unpack" not in (err or ""), err
     assert len(project.frame("w0")) == 7 * 4
+
+
+def test_a_refused_replay_leaves_nothing_behind(project: Project):
+    project.write("train.py", TRAIN)
+    project.commit_all()
+    project.run("train.py")
+    project.write("train.py", TRAIN.replace('flor.log("w0", float(w[0]))', 'flor.log("w0", float(w[0]))\n        flor.log("w1", float(w[1]))'))
+    out = project.run("train.py", "--replay_flor", "--apply", "w1", "--iter", "epoch=9", check=False)
+    assert out.returncode != 0 and "only has 4 iteration(s)" in out.stderr, out.stderr
+    replays = project.path / ".flor" / "replays"
+    assert not replays.exists() or [p for p in replays.rglob("*") if p.is_file()] == []

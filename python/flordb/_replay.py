@@ -724,6 +724,14 @@ def summary(result: dict | None, failed: bool) -> None:
     R = _R
     if R is None:
         return
+    if _tasks is None and R.flags.replay_output is None and (failed or result is None) and R.diverged is None:
+        # A replay by itself that was refused or failed leaves nothing behind.
+        for leftover in (R.output_part, R.output_part + ".verify.json"):
+            try:
+                os.remove(leftover)
+            except OSError:
+                pass
+        return
     if result is not None and R.diverged is None:
         _write_report(R.output_part)
     if _tasks is not None:

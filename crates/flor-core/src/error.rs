@@ -29,7 +29,7 @@ pub enum Error {
         message: String,
     },
     /// A git command failed.
-    #[error("git {command}: {message}")]
+    #[error("{command}: {message}")]
     Git { command: String, message: String },
     /// No FlorDB project (no `.flor/` and no git repository) here or above.
     #[error(

@@ -19,7 +19,9 @@ use crate::record::RunId;
 use crate::{Error, Result};
 
 mod pending;
-pub use pending::{finish_pending, has_pending, pending_dir, PendingRun};
+pub use pending::{
+    finish_pending, finish_pending_unless_busy, has_pending, pending_dir, PendingRun,
+};
 
 /// Branches whose names start with this give FlorDB permission to commit to them.
 pub const PERMISSION_PREFIX: &str = "flor.";

@@ -48,7 +48,17 @@ pub fn finish_pending(root: &Path) -> Result<usize> {
     if !has_pending(root) {
         return Ok(0);
     }
-    Repo::discover(root).map_or(Ok(0), |repo| repo.finish_pending())
+    Repo::discover(root).map_or(Ok(0), |repo| repo.finish_pending(true))
+}
+
+/// [`finish_pending`] for a read: when another process holds the lock it is committing
+/// these runs already, and the read goes on at once (its cache needs no commit) instead
+/// of waiting for git.
+pub fn finish_pending_unless_busy(root: &Path) -> Result<usize> {
+    if !has_pending(root) {
+        return Ok(0);
+    }
+    Repo::discover(root).map_or(Ok(0), |repo| repo.finish_pending(false))
 }
 
 impl Repo {
@@ -66,11 +76,19 @@ impl Repo {
     }
 
     /// See [`finish_pending`].
-    pub fn finish_pending(&self) -> Result<usize> {
+    pub fn finish_pending(&self, wait: bool) -> Result<usize> {
         let dir = pending_dir(&self.root);
         let lock_path = self.tmp_dir()?.join("pending.lock");
         let lock = std::fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        if wait {
+            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        } else {
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(0),
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+            }
+        }
         let mut done = 0;
         let mut first_error = None;
         // Run ids sort by start time.

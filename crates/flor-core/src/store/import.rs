@@ -84,9 +84,10 @@ impl Store {
     }
 
     fn sync_writing(&self, with_replays: bool) -> Result<SyncReport> {
-        // Runs whose records commit was left for later get it now (`git::pending`). A
-        // read never fails for git's sake: a run that cannot be committed is set aside.
-        let _ = crate::git::finish_pending(self.layout.root());
+        // Runs whose records commit was left for later get it now (`git::pending`),
+        // unless another process is at it. A read never fails or waits for git's sake: a
+        // run that cannot be committed is set aside.
+        let _ = crate::git::finish_pending_unless_busy(self.layout.root());
         let mut known: HashMap<String, (i64, i64, i64)> = HashMap::new();
         {
             let mut stmt = self
