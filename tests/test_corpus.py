@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, Project, git
+from conftest import PYTHON, Project, init_project
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EVERY = {"FLOR_EPSILON": "1000"}  # one checkpoint per outer iteration
@@ -147,13 +147,6 @@ def forms_of(case: Case) -> list[str]:
 # -- repositories ---------------------------------------------------------------------------
 
 
-def new_repo(path: Path) -> Project:
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "tester@example.com")
-    git(path, "config", "user.name", "Tester")
-    git(path, "config", "commit.gpgsign", "false")
-    return Project(path)
 
 
 def write_version(p: Project, case: Case, old: bool) -> None:
@@ -254,7 +247,7 @@ def build(case_id: str, base: Path) -> Built:
         (base / "data").mkdir()
         subprocess.run([PYTHON, "-c", WRITE_DIGITS], cwd=base, check=True, capture_output=True, timeout=120)
 
-    truth_p = new_repo(base / "truth")
+    truth_p = init_project(base / "truth")
     write_version(truth_p, case, old=False)
     truth_p.commit_all("today")
     truth_p.run(_script_arg(case), cwd=_run_dir(truth_p, case))
@@ -262,7 +255,7 @@ def build(case_id: str, base: Path) -> Built:
     truth = {n: keyed(truth_rows[n], "forward")[0] for n in names}
     outer = [dict(k)[case.outer] for rows in truth.values() for k in rows if case.outer in dict(k)]
 
-    rec = new_repo(base / "recorded")
+    rec = init_project(base / "recorded")
     write_version(rec, case, old=True)
     rec.commit_all("recorded")
     rec.run(_script_arg(case), cwd=_run_dir(rec, case), env=EVERY)

@@ -7,7 +7,6 @@ its replay starts from that same copy, exactly, or refuses."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -201,7 +200,7 @@ def test_an_explicit_load_is_recorded_and_replay_reads_the_same_copy(project: Pr
     # Today's version picks the newest run; the replay still reads what the run read.
     project.write("finetune.py", EXPLICIT.replace('flor.log("w", net.weight.sum().item())', 'flor.log("w", net.weight.sum().item())\n    flor.log("b", net.bias.sum().item())'))
     out = project.run("finetune.py", "--replay_flor", "--apply", "b", timeout=300)
-    assert f"flor.load_checkpoint now selects run" in out.stderr and f"started from run {first}" in out.stderr, out.stderr
+    assert "flor.load_checkpoint now selects run" in out.stderr and f"started from run {first}" in out.stderr, out.stderr
     assert "diverged" not in out.stderr and "cannot be reproduced" not in out.stderr, out.stderr
     replayed = [r for r in project.frame("b") if r["run_id"] == tune and r["source"] == "replay"]
     assert len(replayed) == 2 and len(forward) == 2

@@ -82,6 +82,8 @@ class _Replay:
         self.plans: list[tuple[str, list, list]] = []
         # What the user is told about how this run is replayed (`_notice`).
         self.notices: list[str] = []
+        # flor.iteration loops whose `--iter NAME=last` could not be decided (said once).
+        self.undecided: set[str] = set()
         self.diverged: dict | None = None
         # The settings the run had (`_environment`), which the replay runs under.
         self.env: dict | None = json.loads(info["env"]) if info.get("env") else None
@@ -207,11 +209,18 @@ def iteration_muted(name: str, idx: int | None) -> bool:
     R = _R
     assert R is not None
     spec = R.flags.iters.get(name, "all")
-    if spec in ("all", "last") or R.muted:
+    if spec == "all" or R.muted:
         return False
     if spec == "none":
         return True
-    return idx is None or int(idx) not in set(requested(spec, None, name))
+    # The recorded run says how many bodies there were, so `last` is decidable.
+    n = R.loop_counts.get(name)
+    if spec == "last" and (n is None or idx is None):
+        if name not in R.undecided:
+            R.undecided.add(name)
+            _notice(f"--iter {name}=last: the run recorded no position for flor.iteration({name!r}); every body logs")
+        return False
+    return idx is None or int(idx) not in set(requested(spec, n, name))
 
 
 def loop(name: str, iterable: Iterable) -> Iterator:
@@ -424,7 +433,17 @@ def setup(flags: Flags) -> None:
     # user's checkout (not a `flor replay` worktree, which leaves them out) the files the
     # run did not see are hidden. Both until its loop starts.
     standing_in = _saved.prepare_replay(info, _scratch_path)
-    hidden = [] if os.environ.get("FLORDB_PROJECT") else info["written_since"]
+    hidden: list = []
+    if not os.environ.get("FLORDB_PROJECT"):
+        hidden = info["written_since"]
+        # An untracked file the run's code version holds stands in as it was then.
+        for path, data in info["as_then"].items():
+            real = os.path.realpath(str(path))
+            if real not in standing_in:
+                scratch = _scratch_path(real)
+                with open(scratch, "wb") as f:
+                    f.write(data)
+                standing_in[real] = scratch
     _hide_until_loop(hidden, standing_in)
     rejected = sorted(k for k in flags.overrides if k in dict(info["args"]) and k not in OVERRIDE_ALLOWED)
     if rejected:

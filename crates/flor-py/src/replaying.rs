@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use flor_core::analyze;
 use flor_core::git::Repo;
@@ -146,7 +146,8 @@ fn script_loops(source: &str) -> Vec<(String, usize, usize, usize, Vec<(String, 
 /// `projid`, `filename`, `args` (list of pairs), `loop_counts`, `flor_dir`, `output`,
 /// `argv` (the recorded command line), `start`, `cwd`, and `written_since`: the
 /// project's ignored files written after the run started (absolute paths), which the run
-/// did not see as they are now; `starts`: where its state came from when it resumed
+/// did not see as they are now, and `as_then`: untracked files written since that the
+/// run's code version holds (path -> bytes as the run saw them); `starts`: where its state came from when it resumed
 /// another run (JSON objects, see `record::meta::START`).
 #[pyfunction]
 #[pyo3(signature = (cwd, script, run, names, tag))]
@@ -167,12 +168,21 @@ fn replay_open<'py>(
             *EXPECTED.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some((target.run_id.clone(), expected));
             let root = store.layout().root().to_path_buf();
-            let left_out: Vec<PathBuf> = Repo::discover(&root)
-                .map(|repo| repo.ignored_as_of(target.start).left_out)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|rel| root.join(rel))
-                .collect();
+            // Files of the checkout the run did not see as they are now: ignored ones,
+            // and untracked ones, which its code version holds as they were (or not).
+            let mut left_out: Vec<(PathBuf, Option<Vec<u8>>)> = Vec::new();
+            if let Some(repo) = Repo::discover(&root) {
+                for rel in repo.ignored_as_of(target.start).left_out {
+                    left_out.push((root.join(rel), None));
+                }
+                for rel in repo.untracked_written_since(target.start) {
+                    let then = target
+                        .version
+                        .as_deref()
+                        .and_then(|v| repo.file_bytes_at(v, &rel));
+                    left_out.push((root.join(rel), then));
+                }
+            }
             Ok::<_, Error>((target, output, left_out))
         })
         .map_err(err_to_py)?;
@@ -194,7 +204,16 @@ fn replay_open<'py>(
     d.set_item("start", target.start)?;
     d.set_item("cwd", &target.cwd)?;
     d.set_item("env", target.env.as_ref().map(ToString::to_string))?;
-    d.set_item("written_since", left_out)?;
+    let as_then = PyDict::new(py);
+    let mut hidden = Vec::new();
+    for (path, then) in left_out {
+        match then {
+            Some(bytes) => as_then.set_item(&path, PyBytes::new(py, &bytes))?,
+            None => hidden.push(path),
+        }
+    }
+    d.set_item("written_since", hidden)?;
+    d.set_item("as_then", as_then)?;
     let starts: Vec<String> = target.starts.iter().map(ToString::to_string).collect();
     d.set_item("starts", starts)?;
     Ok(d)

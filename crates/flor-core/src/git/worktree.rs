@@ -164,6 +164,40 @@ impl Repo {
         }
     }
 
+    /// The untracked files of the user's checkout that git does not ignore, written
+    /// after `start` (Unix seconds), relative to the root; `.flor/` excluded. A script
+    /// that saves `ckpt.pth` beside itself without ignoring it leaves one: the run that
+    /// wrote it did not see it as it is now.
+    pub fn untracked_written_since(&self, start: Option<f64>) -> Vec<String> {
+        let Some(start) = start.map(|s| UNIX_EPOCH + Duration::from_secs_f64(s.max(0.0))) else {
+            return Vec::new();
+        };
+        let listed = self
+            .git(&["ls-files", "--others", "--exclude-standard"], None, None)
+            .unwrap_or_default();
+        listed
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with(".flor/"))
+            .filter(|l| {
+                std::fs::symlink_metadata(self.root.join(l))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|written| written >= start)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The bytes of `path` (relative to the root) in `commit`, if it has that file.
+    pub fn file_bytes_at(&self, commit: &str, path: &str) -> Option<Vec<u8>> {
+        self.run_git(
+            &["cat-file", "blob", &format!("{commit}:{path}")],
+            None,
+            None,
+            &[],
+        )
+        .ok()
+    }
+
     /// The bytes of `path` (relative to the repository root) in `commit`.
     pub fn read_file_at(&self, commit: &str, path: &str) -> Result<String> {
         self.git_raw(&["show", &format!("{commit}:{path}")])

@@ -259,6 +259,29 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_of_another_schema_is_replaced() {
+        // flordb 4.0.1's cache has the same name and a `logs` table, not a view.
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path());
+        let db = Layout::new(dir.path()).db_path();
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE logs (projid, tstamp, filename, ctx, value_name, value, value_type);
+                 INSERT INTO logs VALUES ('p', 't', 'f', NULL, 'x', '1', 1);",
+            )
+            .unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.sync().unwrap();
+        let rows = store
+            .query("SELECT count(*) FROM logs", &[], false)
+            .unwrap()
+            .rows;
+        assert_eq!(rows[0][0], Value::Int(1));
+    }
+
+    #[test]
     fn reading_where_nothing_was_recorded_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(".git")).unwrap();

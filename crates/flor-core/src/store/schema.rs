@@ -119,11 +119,20 @@ pub fn ensure(conn: &Connection) -> Result<bool> {
         conn.execute_batch("COMMIT")?;
         return Ok(false);
     }
-    conn.execute_batch(
-        "DROP VIEW IF EXISTS logs; DROP TABLE IF EXISTS series; DROP TABLE IF EXISTS flags; DROP TABLE IF EXISTS replays;
-         DROP TABLE IF EXISTS records; DROP TABLE IF EXISTS ctxs; DROP TABLE IF EXISTS names;
-         DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS runs;",
-    )?;
+    // Everything in a cache of another schema goes, whoever made it (an older version of
+    // this project, or flordb 4.0.1, whose `.flor/flor.db` holds a `logs` table where
+    // this schema has a view): the cache is derived from the run files.
+    let objects: Vec<(String, String)> = conn
+        .prepare("SELECT type, name FROM sqlite_master WHERE type IN ('view', 'table') AND name NOT LIKE 'sqlite_%'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    for (kind, name) in objects {
+        let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+        conn.execute_batch(&format!(
+            "DROP {kind} IF EXISTS \"{}\"",
+            name.replace('"', "\"\"")
+        ))?;
+    }
     conn.execute_batch(TABLES)?;
     conn.execute(
         "INSERT OR IGNORE INTO flags(name) VALUES (?1)",
