@@ -45,8 +45,8 @@ test: install test-rust test-python ## Build, then run all Rust and Python tests
 test-rust: ## Rust unit and CLI tests
 	cargo nextest run --workspace --exclude flor-py --no-fail-fast
 
-test-python: ## Python tests: real scripts in throwaway git repositories
-	$(PY) -m pytest -q tests
+test-python: ## Python tests: real scripts in throwaway git repositories, two at a time
+	$(PY) -m pytest -q -n 2 tests
 
 bench: install ## Benchmarks against flordb 4.0.1 (prints tables)
 	$(PY) bench/run.py
