@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,17 @@ def new_project(factory, name: str) -> Project:
 def run_files(p: Project) -> list[Path]:
     """The project's run files, oldest first (run ids sort by start time)."""
     return sorted((p.path / ".flor" / "runs").glob("*.jsonl"))
+
+
+def settle(p: Project, timeout: float = 60) -> None:
+    """Waits until every run's records commit (made after exit, in the background) is in git."""
+    deadline = time.monotonic() + timeout
+    while True:
+        refs = p.git("for-each-ref", "--format=%(subject)", "refs/flor/runs").splitlines()
+        if all(s.startswith("FLOR::Auto-commit::") for s in refs):
+            return
+        assert time.monotonic() < deadline, f"records commits never made: {refs}"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -138,6 +138,14 @@ def _scratch_path(path: str) -> str:
     return os.path.join(_Scratch.dir, hashlib.sha1(path.encode()).hexdigest()[:16])
 
 
+def _scratch_copy(path: str, data: bytes) -> str:
+    """A scratch file holding ``data`` that stands in for ``path`` (a real path)."""
+    scratch = _scratch_path(path)
+    with open(scratch, "wb") as f:
+        f.write(data)
+    return scratch
+
+
 def patch_torch() -> None:
     """In replay, ``torch.save`` to a path writes a scratch copy instead (the user's files
     stay as they are), which a later ``torch.load`` of that path reads; saving into an
@@ -432,7 +440,7 @@ def setup(flags: Flags) -> None:
     # The copies the run resumed from stand in for the files it loaded them from; in the
     # user's checkout (not a `flor replay` worktree, which leaves them out) the files the
     # run did not see are hidden. Both until its loop starts.
-    standing_in = _saved.prepare_replay(info, _scratch_path)
+    standing_in = _saved.prepare_replay(info, _scratch_copy)
     hidden: list = []
     if not os.environ.get("FLORDB_PROJECT"):
         hidden = info["written_since"]
@@ -440,10 +448,7 @@ def setup(flags: Flags) -> None:
         for path, data in info["as_then"].items():
             real = os.path.realpath(str(path))
             if real not in standing_in:
-                scratch = _scratch_path(real)
-                with open(scratch, "wb") as f:
-                    f.write(data)
-                standing_in[real] = scratch
+                standing_in[real] = _scratch_copy(real, data)
     _hide_until_loop(hidden, standing_in)
     rejected = sorted(k for k in flags.overrides if k in dict(info["args"]) and k not in OVERRIDE_ALLOWED)
     if rejected:

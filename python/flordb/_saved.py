@@ -85,9 +85,9 @@ class _Lineage:
     calls: Counter = Counter()
 
 
-def prepare_replay(info: dict, scratch_path: Any) -> dict[str, str]:
+def prepare_replay(info: dict, scratch_copy: Any) -> dict[str, str]:
     """Reads the replayed run's starts; puts each copy it loaded by path in a scratch
-    file (``scratch_path(path)`` names it). Returns real path -> scratch file for the
+    file (``scratch_copy(path, bytes)`` writes one and names it). Returns real path -> scratch file for the
     paths that stand in until the outer loop starts. Refuses (SystemExit) a run whose
     copy is not here."""
     _Lineage.run_id, _Lineage.flor_dir = info["run_id"], str(info["flor_dir"])
@@ -107,9 +107,7 @@ def prepare_replay(info: dict, scratch_path: Any) -> dict[str, str]:
                 "(replay where that run's copies are)"
             ) from None
         real = os.path.realpath(start["key"])
-        scratch = scratch_path(real)
-        with open(scratch, "wb") as f:
-            f.write(data)
+        scratch = scratch_copy(real, data)
         _Lineage.loads[real] = (scratch, start)
         if start.get("setup", True):
             standing_in[real] = scratch

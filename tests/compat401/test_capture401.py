@@ -10,11 +10,10 @@ by several tests."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
-from conftest import Project, new_project, run_files
+from conftest import Project, new_project, run_files, settle
 
 MARKER = " ...[flor: line truncated]"  # 4.0.1's truncation marker, kept by this project
 
@@ -52,15 +51,6 @@ def cache(p: Project, source: str | None = None) -> list[dict]:
     return [r for r in rows if source is None or r["source"] == source]
 
 
-def settle(p: Project, timeout: float = 60) -> None:
-    """Waits until every run's records commit (made after exit, in the background) is in git."""
-    deadline = time.monotonic() + timeout
-    while True:
-        refs = p.git("for-each-ref", "--format=%(subject)", "refs/flor/runs").splitlines()
-        if all(s.startswith("FLOR::Auto-commit::") for s in refs):
-            return
-        assert time.monotonic() < deadline, f"records commits never made: {refs}"
-        time.sleep(0.05)
 
 
 def git_state(p: Project) -> tuple:

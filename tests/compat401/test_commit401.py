@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import Project, new_project, run_files
+from conftest import Project, new_project, run_files, settle
 
 MARKER = 'import flordb as flor\nflor.log("marker", {n})\n'
 REAL_GIT = shutil.which("git")
@@ -29,15 +29,6 @@ REAL_GIT = shutil.which("git")
 
 
 
-def settle(p: Project, timeout: float = 60) -> None:
-    """Waits until every run's records commit (made after exit, in the background) is in git."""
-    deadline = time.monotonic() + timeout
-    while True:
-        refs = p.git("for-each-ref", "--format=%(subject)", "refs/flor/runs").splitlines()
-        if all(s.startswith("FLOR::Auto-commit::") for s in refs):
-            return
-        assert time.monotonic() < deadline, f"records commits never made: {refs}"
-        time.sleep(0.05)
 
 
 def fake_git(folder, body: str) -> dict:

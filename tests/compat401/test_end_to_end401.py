@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 
-from conftest import Project, new_project, run_files
+from conftest import Project, new_project, run_files, settle
 
 TRAIN = """
 import flordb as flor
@@ -41,15 +40,6 @@ def records(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def settle(p: Project, timeout: float = 60) -> None:
-    """Waits until every run's records commit (made after exit, in the background) is in git."""
-    deadline = time.monotonic() + timeout
-    while True:
-        refs = p.git("for-each-ref", "--format=%(subject)", "refs/flor/runs").splitlines()
-        if all(s.startswith("FLOR::Auto-commit::") for s in refs):
-            return
-        assert time.monotonic() < deadline, f"records commits never made: {refs}"
-        time.sleep(0.05)
 
 
 ROWS = """

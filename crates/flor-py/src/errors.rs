@@ -77,34 +77,39 @@ fn class_with_builtin<'py>(
     Ok(class.unbind())
 }
 
-fn checkpoint_not_found(py: Python<'_>) -> &Bound<'_, PyType> {
-    CHECKPOINT_NOT_FOUND
-        .get_or_try_init(py, || {
-            class_with_builtin(
-                py,
-                "CheckpointNotFoundError",
-                py.get_type::<CheckpointError>(),
-                "FileNotFoundError",
-                "The run has no checkpoint or saved file here (a FileNotFoundError too, as in flordb 4.0.1).",
-            )
-        })
-        .expect("creating flordb.CheckpointNotFoundError")
-        .bind(py)
+/// One of the two-base classes, made on first use.
+fn two_based<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    ours: Bound<'py, PyType>,
+    builtin: &str,
+    doc: &str,
+) -> PyResult<Bound<'py, PyType>> {
+    cell.get_or_try_init(py, || class_with_builtin(py, name, ours, builtin, doc))
+        .map(|class| class.bind(py).clone())
 }
 
-fn run_not_found(py: Python<'_>) -> &Bound<'_, PyType> {
-    RUN_NOT_FOUND
-        .get_or_try_init(py, || {
-            class_with_builtin(
-                py,
-                "RunNotFoundError",
-                py.get_type::<FlorError>(),
-                "ValueError",
-                "No recorded run has this run id or tstamp here (a ValueError too).",
-            )
-        })
-        .expect("creating flordb.RunNotFoundError")
-        .bind(py)
+fn checkpoint_not_found(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    two_based(
+        py,
+        &CHECKPOINT_NOT_FOUND,
+        "CheckpointNotFoundError",
+        py.get_type::<CheckpointError>(),
+        "FileNotFoundError",
+        "The run has no checkpoint or saved file here (a FileNotFoundError too, as in flordb 4.0.1).",
+    )
+}
+
+fn run_not_found(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    two_based(
+        py,
+        &RUN_NOT_FOUND,
+        "RunNotFoundError",
+        py.get_type::<FlorError>(),
+        "ValueError",
+        "No recorded run has this run id or tstamp here (a ValueError too).",
+    )
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -119,8 +124,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("RecordError", py.get_type::<RecordError>())?;
     m.add("CheckpointError", py.get_type::<CheckpointError>())?;
-    m.add("CheckpointNotFoundError", checkpoint_not_found(py))?;
-    m.add("RunNotFoundError", run_not_found(py))?;
+    m.add("CheckpointNotFoundError", checkpoint_not_found(py)?)?;
+    m.add("RunNotFoundError", run_not_found(py)?)?;
     m.add("ReplayError", py.get_type::<ReplayError>())?;
     Ok(())
 }
@@ -137,9 +142,16 @@ pub(crate) fn to_py(err: flor_core::Error) -> PyErr {
         E::BadRecord { .. } => RecordError::new_err(msg),
         E::Checkpoint(_) => CheckpointError::new_err(msg),
         E::NoCheckpoint(_) => {
-            Python::attach(|py| PyErr::from_type(checkpoint_not_found(py).clone(), msg))
+            // (The class exists once the module is imported; its base class otherwise.)
+            Python::attach(|py| match checkpoint_not_found(py) {
+                Ok(class) => PyErr::from_type(class, msg),
+                Err(_) => CheckpointError::new_err(msg),
+            })
         }
-        E::NoRun(_) => Python::attach(|py| PyErr::from_type(run_not_found(py).clone(), msg)),
+        E::NoRun(_) => Python::attach(|py| match run_not_found(py) {
+            Ok(class) => PyErr::from_type(class, msg),
+            Err(_) => FlorError::new_err(msg),
+        }),
         E::Replay(_) => ReplayError::new_err(msg),
         E::Invalid(_) => FlorError::new_err(msg),
     }
